@@ -1,0 +1,140 @@
+// ATen glue of the CPU kernels: argument checks, strides, allocation, threading, dtype mapping.
+// Every Tensor operation of the CPU path is here; the kernels (fwht_cpu_*.cpp) never see torch.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "fwht_cpu.h"
+#include "ops_common.h"
+
+namespace zerofwht {
+namespace {
+
+cpu::DType kernel_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return cpu::DType::kFloat32;
+    case at::kDouble: return cpu::DType::kFloat64;
+    case at::kHalf: return cpu::DType::kFloat16;
+    case at::kBFloat16: return cpu::DType::kBFloat16;
+    default: TORCH_CHECK_TYPE(false, "zerofwht: unsupported dtype ", t);  // checked before
+  }
+}
+
+// Batch dimensions (all but the last) as a RowLayout: size-1 dims dropped, dims that step evenly
+// into each other merged. Returns false when more than kMaxBatchDims remain.
+bool row_layout(const at::Tensor& t, cpu::RowLayout* layout) {
+  std::vector<int64_t> sizes, strides;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) {
+    const int64_t size = t.size(d), stride = t.stride(d);
+    if (size == 1) continue;
+    if (!sizes.empty() && strides.back() == stride * size) {
+      sizes.back() *= size;
+      strides.back() = stride;
+    } else {
+      sizes.push_back(size);
+      strides.push_back(stride);
+    }
+  }
+  if (sizes.size() > size_t(cpu::kMaxBatchDims)) return false;
+  layout->ndim = static_cast<int>(sizes.size());
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    layout->sizes[k] = sizes[k];
+    layout->strides[k] = strides[k];
+  }
+  return true;
+}
+
+// A tensor the kernel can read in place: last dimension contiguous, batch dims expressible.
+at::Tensor readable(const at::Tensor& x, cpu::RowLayout* layout) {
+  if ((x.size(-1) <= 1 || x.stride(-1) == 1) && row_layout(x, layout)) return x;
+  at::Tensor c = x.contiguous();
+  TORCH_INTERNAL_ASSERT(row_layout(c, layout));
+  return c;
+}
+
+bool writable(const at::Tensor& y, cpu::RowLayout* layout) {
+  return (y.size(-1) <= 1 || y.stride(-1) == 1) && row_layout(y, layout);
+}
+
+// Runs the kernel for x -> y (layouts already set in p).
+void launch(cpu::FwhtParams& p) {
+  if (p.rows == 0) return;
+  const cpu::KernelTable& k = cpu::active_kernels();
+  const int threads = at::get_num_threads();
+  const cpu::FwhtPlan plan = k.plan(p, threads);
+  if (!plan.blocked) {
+    at::parallel_for(0, p.rows, plan.rows_grain,
+                     [&](int64_t r0, int64_t r1) { k.run_rows(p, plan, r0, r1); });
+    return;
+  }
+  at::Tensor work;
+  if (plan.needs_work) work = at::empty({plan.work_bytes}, at::TensorOptions().dtype(at::kByte));
+  void* w = plan.needs_work ? work.data_ptr() : nullptr;
+  for (int64_t r = 0; r < p.rows; ++r) {  // each long row is split over the threads, in two sweeps
+    at::parallel_for(0, plan.num_blocks, 1,
+                     [&](int64_t b0, int64_t b1) { k.run_blocks(p, plan, r, w, b0, b1); });
+    at::parallel_for(0, plan.num_groups, 1,
+                     [&](int64_t g0, int64_t g1) { k.run_groups(p, plan, r, w, g0, g1); });
+  }
+}
+
+void run(const at::Tensor& x_in, int64_t n, int64_t out_features, double scale, const at::Tensor& y) {
+  cpu::FwhtParams p{};
+  const at::Tensor x = readable(x_in, &p.x_layout);
+  TORCH_INTERNAL_ASSERT(writable(y, &p.y_layout));
+  p.x = x.data_ptr();
+  p.y = y.data_ptr();
+  p.dtype = kernel_dtype(x.scalar_type());
+  p.rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  if (x.size(-1) == 0) {  // rows of an empty last dimension: count them from the batch shape
+    p.rows = 1;
+    for (int64_t d = 0; d + 1 < x.dim(); ++d) p.rows *= x.size(d);
+  }
+  p.d_in = x.size(-1);
+  p.n = n;
+  p.d_out = out_features;
+  p.scale = scale;
+  launch(p);
+}
+
+at::Tensor fwht_cpu(const at::Tensor& x, int64_t n, int64_t out_features, double scale) {
+  check_args("zerofwht::fwht", x, n, out_features);
+  auto shape = x.sizes().vec();
+  shape.back() = out_features;
+  at::Tensor y = at::empty(shape, x.options());
+  run(x, n, out_features, scale, y);
+  return y;
+}
+
+void fwht_out_cpu(const at::Tensor& x, int64_t n, int64_t out_features, double scale, at::Tensor out) {
+  check_args("zerofwht::fwht_out", x, n, out_features);
+  check_out("zerofwht::fwht_out", x, out_features, out);
+  cpu::RowLayout layout;
+  const auto overlap = at::get_overlap_status(out, x);
+  const bool exact_alias = overlap == at::MemOverlapStatus::Full && out.strides() == x.strides() &&
+                           x.size(-1) == n && out_features == n;
+  if (writable(out, &layout) && (overlap == at::MemOverlapStatus::No || exact_alias)) {
+    run(x, n, out_features, scale, out);
+  } else {  // strided last dim, partial overlap with x, or too many batch dims: via a temporary
+    out.copy_(fwht_cpu(x, n, out_features, scale));
+  }
+}
+
+void fwht_inplace_cpu(at::Tensor x, double scale) {
+  const int64_t n = x.size(-1);
+  check_args("zerofwht::fwht_inplace", x, n, n);
+  fwht_out_cpu(x, n, n, scale, x);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(zerofwht, CPU, m) {
+  m.impl("fwht", &fwht_cpu);
+  m.impl("fwht_out", &fwht_out_cpu);
+  m.impl("fwht_inplace", &fwht_inplace_cpu);
+}
+
+}  // namespace zerofwht

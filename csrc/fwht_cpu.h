@@ -1,0 +1,88 @@
+// Torch-free interface of the C++ CPU Walsh-Hadamard kernels.
+//
+// The kernel computes, for every row r of a batch,
+//     y[r, :d_out] = scale * (H_n * pad_n(x[r, :d_in]))[:d_out]
+// with H_n the Sylvester Hadamard matrix (natural order), stages applied in increasing distance
+// 1, 2, 4, ... n/2 (so the floating-point result does not depend on the instruction set or on the
+// number of threads). Half types (fp16, bf16) are converted to fp32 on load and rounded to nearest
+// even on store; fp32 computes in fp32 and fp64 in fp64.
+//
+// Threading belongs to the caller (the ATen glue): the work is cut into independent pieces
+//   * small rows (n <= plan.block): run_rows() over ranges of rows;
+//   * large rows: for each row, run_blocks() over ranges of blocks (the stages inside a block),
+//     then run_groups() over ranges of column groups (the stages across blocks).
+// Each piece may run on any thread; results are bitwise identical whatever the split.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace zerofwht {
+namespace cpu {
+
+enum class DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+
+constexpr int kMaxBatchDims = 6;
+
+// Where row r starts, in elements from the base pointer. Rows are numbered in row-major order of
+// `sizes`; the offset of row r is sum_k index_k(r) * strides[k].
+struct RowLayout {
+  int ndim;                        // number of batch dimensions (0 = a single row)
+  int64_t sizes[kMaxBatchDims];    // batch sizes, outermost first
+  int64_t strides[kMaxBatchDims];  // element strides of the batch dimensions
+};
+
+struct FwhtParams {
+  const void* x;        // input base pointer (dtype elements); elements of a row are contiguous
+  void* y;              // output base pointer; may equal x (in place) when the layouts are equal
+  DType dtype;          // element type of x and y
+  int64_t rows;         // number of rows (product of the batch sizes)
+  RowLayout x_layout;   // row offsets of x, elements
+  RowLayout y_layout;   // row offsets of y, elements
+  int64_t d_in;         // elements read per row, 0 <= d_in <= n; the rest of the row is zero
+  int64_t n;            // transform length, a power of two >= 1
+  int64_t d_out;        // elements written per row, 1 <= d_out <= n
+  double scale;         // multiplies every output (applied once, at the final store)
+};
+
+// How a transform is cut into pieces; depends only on (dtype, n, d_out, instruction set), never
+// on the number of threads.
+struct FwhtPlan {
+  bool blocked;          // false: run_rows(); true: run_blocks() then run_groups() per row
+  int64_t block;         // elements per block (== n when not blocked)
+  int64_t num_blocks;    // n / block
+  int64_t group;         // columns per column group (blocked only), elements
+  int64_t num_groups;    // block / group
+  bool needs_work;       // blocked only: the caller provides a work buffer of work_bytes per row
+  int64_t work_bytes;    // size of that buffer (n compute-type elements), bytes; 0 if none
+  int64_t rows_grain;    // suggested minimum rows per piece for run_rows
+};
+
+// One instruction-set variant of the kernels (see fwht_cpu_impl.h).
+struct KernelTable {
+  const char* isa;  // "avx512", "avx2" or "generic"
+  // threads: how many threads the caller will use; it may change the plan (e.g. split one large
+  // row into blocks when there are fewer rows than threads) but never the result.
+  FwhtPlan (*plan)(const FwhtParams& p, int threads);
+  void (*run_rows)(const FwhtParams& p, const FwhtPlan& plan, int64_t row_begin, int64_t row_end);
+  // work: the buffer of plan.work_bytes when plan.needs_work, else nullptr (y's row is used).
+  void (*run_blocks)(const FwhtParams& p, const FwhtPlan& plan, int64_t row, void* work,
+                     int64_t block_begin, int64_t block_end);
+  void (*run_groups)(const FwhtParams& p, const FwhtPlan& plan, int64_t row, const void* work,
+                     int64_t group_begin, int64_t group_end);
+};
+
+const KernelTable& kernels_generic();
+const KernelTable* kernels_avx2();    // nullptr when not compiled for this architecture
+const KernelTable* kernels_avx512();  // nullptr when not compiled for this architecture
+
+// The variant in use: the best the CPU supports, unless ZEROFWHT_CPU_ISA or set_isa() chose one.
+const KernelTable& active_kernels();
+// Names the CPU supports, best first (always ends with "generic").
+const char* supported_isas();
+// Select a variant by name ("avx512", "avx2", "generic", "auto"); returns false (and changes
+// nothing) when the name is unknown or the CPU lacks it.
+bool set_isa(const char* name);
+
+}  // namespace cpu
+}  // namespace zerofwht

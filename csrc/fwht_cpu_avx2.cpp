@@ -1,0 +1,34 @@
+// avx2 variant of the CPU kernels (32-byte vectors, radix 2^3 per pass). Compiled with a
+// target pragma, not -m flags, so the rest of the build stays baseline x86-64; the dispatcher
+// (fwht_cpu_dispatch.cpp) only calls it after CPUID says the CPU has these instructions.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "fwht_cpu.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,bmi,bmi2,popcnt")
+#define ZF_ISA_NS avx2
+#define ZF_ISA_NAME "avx2"
+#define ZF_VEC_BYTES 32
+#define ZF_RADIX_LOG2 3
+#include "fwht_cpu_impl.h"
+#pragma GCC pop_options
+
+namespace zerofwht {
+namespace cpu {
+const KernelTable* kernels_avx2() { return &avx2::kTable; }
+}  // namespace cpu
+}  // namespace zerofwht
+#else
+namespace zerofwht {
+namespace cpu {
+const KernelTable* kernels_avx2() { return nullptr; }
+}  // namespace cpu
+}  // namespace zerofwht
+#endif

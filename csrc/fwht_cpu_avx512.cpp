@@ -1,0 +1,34 @@
+// avx512 variant of the CPU kernels (64-byte vectors, radix 2^4 per pass). Compiled with a
+// target pragma, not -m flags, so the rest of the build stays baseline x86-64; the dispatcher
+// (fwht_cpu_dispatch.cpp) only calls it after CPUID says the CPU has these instructions.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "fwht_cpu.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi,bmi2,popcnt")
+#define ZF_ISA_NS avx512
+#define ZF_ISA_NAME "avx512"
+#define ZF_VEC_BYTES 64
+#define ZF_RADIX_LOG2 4
+#include "fwht_cpu_impl.h"
+#pragma GCC pop_options
+
+namespace zerofwht {
+namespace cpu {
+const KernelTable* kernels_avx512() { return &avx512::kTable; }
+}  // namespace cpu
+}  // namespace zerofwht
+#else
+namespace zerofwht {
+namespace cpu {
+const KernelTable* kernels_avx512() { return nullptr; }
+}  // namespace cpu
+}  // namespace zerofwht
+#endif

@@ -1,0 +1,32 @@
+// The one registration block: every schema of the compiled ops, plus the small Python module
+// `zerofwht._C` (imported for these registrations; it also reports how it was built).
+// Implementations are registered by the device glue files (cpu_ops.cpp; CUDA later).
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include "fwht_cpu.h"
+
+TORCH_LIBRARY(zerofwht, m) {
+  // y = scale * (H_n pad_n(x))[..., :out_features] over the last dimension of x (..., d_in).
+  m.def("fwht(Tensor x, int n, int out_features, float scale) -> Tensor");
+  // The same, written into `out` (shape (..., out_features), any strides).
+  m.def("fwht_out(Tensor x, int n, int out_features, float scale, Tensor(a!) out) -> ()");
+  // In place: x <- scale * H_n x, needs x.shape[-1] == n.
+  m.def("fwht_inplace(Tensor(a!) x, float scale) -> ()");
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "zerofwht compiled kernels (imported for their torch.library registrations)";
+  m.def("built_with_cuda", [] { return ZEROFWHT_WITH_CUDA != 0; },
+        "Whether the CUDA kernels were compiled into this extension.");
+  m.def("cpu_isa", [] { return std::string(zerofwht::cpu::active_kernels().isa); },
+        "The instruction set the CPU kernels run with: avx512, avx2 or generic.");
+  m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },
+        "Comma-separated instruction sets this CPU can run, best first.");
+  m.def("set_cpu_isa", [](const std::string& name) {
+          TORCH_CHECK_VALUE(zerofwht::cpu::set_isa(name.c_str()), "set_cpu_isa: '", name,
+                            "' is not supported on this CPU/build; supported: ",
+                            zerofwht::cpu::supported_isas(), " (or 'auto')");
+        },
+        "Force the CPU kernel variant (for tests and benchmarks): avx512, avx2, generic or auto.");
+}

@@ -1,0 +1,69 @@
+"""Build of zerofwht._C (torch.utils.cpp_extension, ninja).
+
+* The C++ CPU kernels are always built. They are compiled for the baseline x86-64 (or the host's
+  generic target elsewhere); the AVX2 and AVX-512 variants live in their own translation units
+  compiled with `#pragma GCC target`, and the one to run is chosen at run time from CPUID. The
+  build never uses -march=native, so a wheel built here runs on any x86-64 CPU.
+* CUDA sources (csrc/*.cu) are built when a CUDA toolkit AND a CUDA build of torch are present,
+  never because a GPU is visible. ZEROFWHT_CUDA=0 forces them off, ZEROFWHT_CUDA=1 makes their
+  absence an error. TORCH_CUDA_ARCH_LIST and MAX_JOBS are honoured as usual.
+
+Build with `pip install --no-build-isolation -e .` (torch must be the one of the environment).
+"""
+import glob
+import os
+import sys
+
+from setuptools import setup
+
+try:
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+except ImportError:  # pragma: no cover
+    sys.exit("zerofwht: torch must be installed before building (pip install torch, then "
+             "pip install --no-build-isolation -e .); see README.md")
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEBUG = os.environ.get("ZEROFWHT_DEBUG", "0") == "1"
+
+
+def rel(paths):
+    return [os.path.relpath(p, ROOT) for p in sorted(paths)]
+
+
+cpp_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")))
+cuda_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "*.cu")))
+
+cuda_mode = os.environ.get("ZEROFWHT_CUDA", "auto").lower()
+cuda_possible = torch.version.cuda is not None and CUDA_HOME is not None
+if cuda_mode in ("1", "on", "true") and not cuda_possible:
+    sys.exit(f"zerofwht: ZEROFWHT_CUDA=1 but torch.version.cuda={torch.version.cuda} and "
+             f"CUDA_HOME={CUDA_HOME}: need a CUDA build of torch and a CUDA toolkit")
+with_cuda = cuda_mode not in ("0", "off", "false") and cuda_possible and bool(cuda_sources)
+
+cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno",
+             "-Wall", "-Wno-unknown-pragmas"]
+if DEBUG:
+    cxx_flags += ["-g"]
+define_macros = [("ZEROFWHT_WITH_CUDA", "1" if with_cuda else "0")]
+
+if with_cuda:
+    include_dirs = []
+    # torch 2.14's CUDA wheels ship CUDA headers (cusparse.h, ...) under site-packages/nvidia/cu*/include.
+    for site in sys.path:
+        include_dirs += glob.glob(os.path.join(site, "nvidia", "cu*", "include"))
+    ext = CUDAExtension(
+        "zerofwht._C", cpp_sources + cuda_sources, define_macros=define_macros,
+        include_dirs=include_dirs,
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17", "--use_fast_math",
+                                                      "-lineinfo"]})
+else:
+    ext = CppExtension("zerofwht._C", cpp_sources, define_macros=define_macros,
+                       extra_compile_args={"cxx": cxx_flags})
+
+print(f"zerofwht: building _C with C++ CPU kernels ({len(cpp_sources)} files)"
+      + (f" and CUDA kernels ({len(cuda_sources)} files, CUDA {torch.version.cuda})" if with_cuda
+         else f"; CUDA kernels not built ({'ZEROFWHT_CUDA=0' if cuda_mode in ('0', 'off', 'false') else 'no CUDA sources yet' if not cuda_sources else 'torch is a CPU build' if torch.version.cuda is None else 'no CUDA toolkit'})"),
+      flush=True)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})

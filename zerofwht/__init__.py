@@ -1,0 +1,46 @@
+"""zerofwht: fast Walsh-Hadamard transforms as PyTorch custom ops, and ZerO / IDInit initializers.
+
+Public API (see README.md and DESIGN.md sections 3-4)::
+
+    zerofwht.fwht(x, n=None, dim=-1, norm=None, *, out_features=None, scale=None, out=None, backend=None)
+    zerofwht.fwht_(x, ...)                       # in place
+    zerofwht.hadamard_transform(x, scale=1.0)    # fast_hadamard_transform drop-in
+    zerofwht.reference.*                         # dense references
+    zerofwht.backends()                          # the backend table, with reasons
+    python -m zerofwht.bench                     # benchmark CLI
+"""
+from __future__ import annotations
+
+from . import _backends, reference
+
+__version__ = "0.1.0"
+
+try:  # the compiled kernels; the pure-PyTorch backend works without them
+    from . import _C  # noqa: F401  (imported for its TORCH_LIBRARY registrations)
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    _C = None
+    _backends.EXTENSION.update(loaded=False, error=f"import failed: {exc}")
+else:
+    _backends.EXTENSION.update(loaded=True, error=None, cuda=bool(_C.built_with_cuda()))
+
+from . import ops  # noqa: E402  (after _C: registers fake / autograd for the C++ ops)
+from .ops import DimensionError, fwht, fwht_, hadamard_transform  # noqa: E402
+
+if _C is not None:
+    ops.register_compiled_ops()
+
+
+def backends() -> list[dict]:
+    """The backend table: name, devices, dtypes, max n, and why a backend is unavailable."""
+    return _backends.table()
+
+
+def cpu_isa() -> str:
+    """The instruction set the C++ CPU kernel runs with ("avx512", "avx2" or "generic")."""
+    if _C is None:
+        raise RuntimeError(f"zerofwht._C is not available: {_backends.EXTENSION['error']}")
+    return _C.cpu_isa()
+
+
+__all__ = ["fwht", "fwht_", "hadamard_transform", "reference", "backends", "cpu_isa",
+           "DimensionError", "__version__"]

@@ -1,0 +1,306 @@
+"""Public transform ops and their registration (fake kernels, autograd).
+
+Operators (namespace ``zerofwht``), all over the LAST dimension of ``x`` with shape ``(..., d_in)``:
+
+* ``fwht(Tensor x, int n, int out_features, float scale) -> Tensor`` (C++: CPU kernel; CUDA later)
+* ``fwht_out(Tensor x, int n, int out_features, float scale, Tensor(a!) out) -> ()``
+* ``fwht_inplace(Tensor(a!) x, float scale) -> ()`` (``d_in == n == out_features``)
+* ``fwht_torch(Tensor x, int n, int out_features, float scale) -> Tensor`` (pure PyTorch, any device)
+
+each computing ``y = scale * (H_n @ pad_n(x))[..., :out_features]`` (DESIGN.md section 2). The
+gradient is the same operator with ``d_in`` and ``out_features`` swapped, so one op serves forward,
+backward and double backward. The Python functions below add the torch.fft-style interface
+(``n``, ``dim``, ``norm``), argument checking and backend selection (see ``_backends.py``).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional
+
+import torch
+
+from . import _backends, reference
+from ._backends import EXTENSION, FLOAT_DTYPES
+
+__all__ = ["fwht", "fwht_", "hadamard_transform", "DimensionError"]
+
+
+class DimensionError(IndexError, ValueError):
+    """``dim`` out of range (an IndexError like torch's, and a ValueError like our other checks)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Registration: the pure-PyTorch op, and fake + autograd for every op (one block, here).
+# ----------------------------------------------------------------------------------------------
+@torch.library.custom_op("zerofwht::fwht_torch", mutates_args=())
+def _fwht_torch(x: torch.Tensor, n: int, out_features: int, scale: float) -> torch.Tensor:
+    _check_op_args("zerofwht::fwht_torch", x, n, out_features)
+    return reference.fwht_butterfly(x, n, out_features, scale)
+
+
+def _check_op_args(op: str, x: torch.Tensor, n: int, out_features: int) -> None:
+    # The ops validate too (not only the Python front end): users may call torch.ops directly.
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: x must be a floating tensor (float16/bfloat16/float32/float64), "
+                        f"got dtype={x.dtype}")
+    if x.dim() < 1:
+        raise ValueError(f"{op}: x must have at least 1 dimension, got a 0-d tensor")
+    if not reference.is_power_of_two(n) or n < x.shape[-1]:
+        raise ValueError(f"{op}: n must be a power of two >= x.shape[-1]={x.shape[-1]}, got n={n}")
+    if not 1 <= out_features <= n:
+        raise ValueError(f"{op}: out_features must be in [1, n={n}], got out_features={out_features}")
+
+
+def _fake_fwht(x, n, out_features, scale):
+    _check_op_args("zerofwht::fwht", x, n, out_features)
+    return x.new_empty((*x.shape[:-1], out_features))
+
+
+def _setup_context(ctx, inputs, output):
+    x, n, _out_features, scale = inputs
+    ctx.d_in, ctx.n, ctx.scale = x.shape[-1], n, scale
+
+
+def _make_backward(op):
+    def backward(ctx, grad):
+        # The adjoint of s * I*(out x n) H_n I*(n x in) is s * I*(in x n) H_n I*(n x out): H_n is
+        # symmetric, so the gradient is the same op with d_in and out_features swapped.
+        return op(grad, ctx.n, ctx.d_in, ctx.scale), None, None, None
+    return backward
+
+
+torch.library.register_fake("zerofwht::fwht_torch")(_fake_fwht)
+torch.library.register_autograd("zerofwht::fwht_torch", _make_backward(torch.ops.zerofwht.fwht_torch),
+                                setup_context=_setup_context)
+
+
+def register_compiled_ops() -> None:
+    """Fake kernels and autograd for the C++ ops; called once zerofwht._C has been imported."""
+    torch.library.register_fake("zerofwht::fwht")(_fake_fwht)
+    torch.library.register_autograd("zerofwht::fwht", _make_backward(torch.ops.zerofwht.fwht),
+                                    setup_context=_setup_context)
+
+    @torch.library.register_fake("zerofwht::fwht_out")
+    def _(x, n, out_features, scale, out):
+        _check_op_args("zerofwht::fwht_out", x, n, out_features)
+        return None
+
+    @torch.library.register_fake("zerofwht::fwht_inplace")
+    def _(x, scale):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Backend implementations of the three call forms.
+# ----------------------------------------------------------------------------------------------
+def _functional(backend: str):
+    if backend == "torch":
+        return torch.ops.zerofwht.fwht_torch
+    return torch.ops.zerofwht.fwht  # C++ op: CPU and (when built) CUDA kernels by dispatch key
+
+
+def _run_out(backend: str, x, n, out_features, scale, out):
+    if backend == "torch":
+        out.copy_(torch.ops.zerofwht.fwht_torch(x, n, out_features, scale))
+    else:
+        torch.ops.zerofwht.fwht_out(x, n, out_features, scale, out)
+
+
+def _run_inplace(backend: str, x, scale):
+    n = x.shape[-1]
+    if backend == "torch":
+        x.copy_(torch.ops.zerofwht.fwht_torch(x, n, n, scale))
+    else:
+        torch.ops.zerofwht.fwht_inplace(x, scale)
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checking shared by the public functions.
+# ----------------------------------------------------------------------------------------------
+def _check_tensor(x, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        kind = "complex" if x.is_complex() else ("bool" if x.dtype == torch.bool else "integer")
+        raise TypeError(f"{name} must be a real floating tensor (float16, bfloat16, float32 or "
+                        f"float64); got {kind} dtype {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have at least 1 dimension, got a 0-d tensor")
+
+
+def _check_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _canonical_dim(dim, ndim: int) -> int:
+    dim = _check_int(dim, "dim")
+    if not -ndim <= dim < ndim:
+        raise DimensionError(f"dim={dim} is out of range for a tensor with {ndim} dimension(s) "
+                             f"(expected a value in [{-ndim}, {ndim - 1}])")
+    return dim % ndim
+
+
+def _resolve_scale(norm, scale, n: int) -> float:
+    if scale is not None:
+        if norm is not None:
+            raise ValueError(f"give either norm or scale, not both (got norm={norm!r}, scale={scale!r})")
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+            raise TypeError(f"scale must be a real number, got {type(scale).__name__} {scale!r}")
+        return float(scale)
+    if norm is None or norm == "backward":
+        return 1.0
+    if norm == "ortho":
+        return 1.0 / math.sqrt(n)
+    if norm == "forward":
+        return 1.0 / n
+    raise ValueError(f'norm must be None, "backward", "ortho" or "forward", got norm={norm!r}')
+
+
+def _resolve_sizes(d_in: int, n, out_features):
+    if n is None:
+        n = reference.next_power_of_two(d_in)
+    else:
+        n = _check_int(n, "n")
+        if not reference.is_power_of_two(n):
+            raise ValueError(f"n must be a power of two, got n={n}")
+        if n < d_in:
+            raise ValueError(f"n={n} is smaller than the input size {d_in} along dim; the transform "
+                             f"pads but never crops its input (use n >= {d_in})")
+    if out_features is None:
+        out_features = n
+    else:
+        out_features = _check_int(out_features, "out_features")
+        if not 1 <= out_features <= n:
+            raise ValueError(f"out_features must be in [1, n={n}], got out_features={out_features}")
+    return n, out_features
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional[str] = None, *,
+         out_features: Optional[int] = None, scale: Optional[float] = None,
+         out: Optional[torch.Tensor] = None, backend: Optional[str] = None) -> torch.Tensor:
+    r"""Fast Walsh-Hadamard transform along ``dim`` (torch.fft conventions).
+
+    ``y = s * (H_n @ pad_n(x))[:out_features]`` along ``dim``, where ``H_n`` is the Sylvester
+    Hadamard matrix (``scipy.linalg.hadamard(n)``, entries +-1), ``pad_n`` appends zeros up to
+    length ``n`` (implicitly: no padded copy is made) and only the first ``out_features`` outputs
+    are computed and stored. Cost O(n log n) per transformed vector.
+
+    Args:
+        x: real floating tensor (fp16, bf16, fp32, fp64), shape ``(..., d_in, ...)`` with ``d_in =
+            x.shape[dim]``; any strides. Half types accumulate in fp32.
+        n: transform length, a power of two ``>= d_in``. Default: the next power of two ``>= d_in``.
+        dim: the dimension to transform (default -1).
+        norm: ``"backward"`` / None (``s = 1``), ``"ortho"`` (``s = n**-0.5``, then the transform
+            is its own inverse) or ``"forward"`` (``s = 1/n``).
+        out_features: number of outputs kept, ``1 <= out_features <= n`` (default ``n``).
+        scale: any real scale ``s`` instead of ``norm``.
+        out: optional output tensor of the result's shape, dtype and device (no autograd).
+        backend: ``"cpp"``, ``"cuda"``, ``"triton"``, ``"torch"`` or ``"auto"``/None (default; the
+            environment variable ``ZEROFWHT_BACKEND`` overrides auto). A named backend that cannot
+            run the input raises a RuntimeError with the reason.
+
+    Returns:
+        Tensor of shape ``x.shape`` with ``dim`` resized to ``out_features``, dtype of ``x``.
+
+    Equivalent dense formula (O(n^2), see ``zerofwht.reference.fwht_dense``)::
+
+        H = scipy.linalg.hadamard(n)[:d_in, :out_features]      # (d_in, out_features)
+        y = s * (x.movedim(dim, -1) @ H).movedim(-1, dim)
+
+    Example::
+
+        >>> x = torch.randn(8, 1000)             # (batch, d_in)
+        >>> zerofwht.fwht(x).shape               # n = 1024
+        torch.Size([8, 1024])
+        >>> zerofwht.fwht(x, norm="ortho", out_features=1000).shape
+        torch.Size([8, 1000])
+    """
+    _check_tensor(x, "x")
+    dim = _canonical_dim(dim, x.dim())
+    d_in = x.shape[dim]
+    if d_in == 0 and n is None and out_features is None:
+        # Empty along dim in, empty along dim out (there is no transform length to infer).
+        result = x.clone()
+        if out is not None:
+            _check_out(out, x, tuple(x.shape))
+            out.copy_(result)
+            return out
+        return result
+    n, out_features = _resolve_sizes(d_in, n, out_features)
+    s = _resolve_scale(norm, scale, n)
+    chosen = _backends.select(x, n, backend)
+    last = dim == x.dim() - 1
+    xt = x if last else x.movedim(dim, -1)
+    if out is None:
+        y = _functional(chosen.name)(xt, n, out_features, s)
+        return y if last else y.movedim(-1, dim)
+    shape = list(x.shape)
+    shape[dim] = out_features
+    _check_out(out, x, tuple(shape))
+    _run_out(chosen.name, xt, n, out_features, s, out if last else out.movedim(dim, -1))
+    return out
+
+
+def _check_out(out, x: torch.Tensor, shape: tuple) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+    if out.dtype != x.dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected x's dtype {x.dtype}")
+    if out.device != x.device:
+        raise RuntimeError(f"out is on {out.device} but x is on {x.device}; they must be on the same device")
+    if torch.is_grad_enabled() and (x.requires_grad or out.requires_grad):
+        raise RuntimeError("fwht(..., out=...) does not support automatic differentiation: x or out "
+                           "requires grad; call fwht(x) without out= instead")
+
+
+def fwht_(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional[str] = None, *,
+          scale: Optional[float] = None, backend: Optional[str] = None) -> torch.Tensor:
+    """In-place transform: ``x <- s * H_n x`` along ``dim``; needs ``x.shape[dim] == n`` (a power
+    of two). Returns ``x``. Same ``norm`` / ``scale`` / ``backend`` as :func:`fwht`.
+
+    Under autograd it follows PyTorch's in-place rules: a leaf that requires grad is refused;
+    a non-leaf is recorded (as ``x.copy_(fwht(x))``) so gradients stay correct.
+    """
+    _check_tensor(x, "x")
+    dim = _canonical_dim(dim, x.dim())
+    d_in = x.shape[dim]
+    if n is None:
+        n = d_in
+    n = _check_int(n, "n")
+    if n != d_in or not reference.is_power_of_two(n):
+        raise ValueError(f"fwht_ transforms in place, so x.shape[dim]={d_in} must equal n and be a "
+                         f"power of two (got n={n}); use fwht(x, n=...) to pad")
+    s = _resolve_scale(norm, scale, n)
+    chosen = _backends.select(x, n, backend)
+    if torch.is_grad_enabled() and x.requires_grad:
+        if x.is_leaf:
+            raise RuntimeError("fwht_: x is a leaf tensor that requires grad; PyTorch forbids "
+                               "in-place operations on it (use fwht(x) or torch.no_grad())")
+        return x.copy_(fwht(x, n, dim, scale=s, backend=chosen.name))
+    if x.numel() == 0:
+        return x
+    xt = x if dim == x.dim() - 1 else x.movedim(dim, -1)
+    _run_inplace(chosen.name, xt, s)
+    return x
+
+
+def hadamard_transform(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Drop-in for ``fast_hadamard_transform.hadamard_transform``.
+
+    Transforms the last dimension: pads ``x`` of shape ``(..., d)`` to the next power of two
+    ``n``, multiplies by ``H_n`` and returns the first ``d`` outputs times ``scale``. Output shape
+    equals input shape. Differentiable.
+    """
+    _check_tensor(x, "x")
+    d = x.shape[-1]
+    if d == 0:
+        return x.clone()
+    return fwht(x, scale=scale, out_features=d)

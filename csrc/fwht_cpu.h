@@ -56,6 +56,8 @@ struct FwhtPlan {
   bool needs_work;       // blocked only: the caller provides a work buffer of work_bytes per row
   int64_t work_bytes;    // size of that buffer (n compute-type elements), bytes; 0 if none
   int64_t rows_grain;    // suggested minimum rows per piece for run_rows
+  bool stream;           // final stores bypass the caches (non-temporal): the output is too
+                         // large to be read back from cache, and this saves the read-for-ownership
 };
 
 // One instruction-set variant of the kernels (see fwht_cpu_impl.h).

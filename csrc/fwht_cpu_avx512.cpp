@@ -8,6 +8,10 @@
 #include <type_traits>
 #include <utility>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 #include "fwht_cpu.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -16,6 +20,9 @@
 #define ZF_ISA_NS avx512
 #define ZF_ISA_NAME "avx512"
 #define ZF_VEC_BYTES 64
+#define ZF_STREAM_F32(p, v) _mm512_stream_ps((p), (v))
+#define ZF_STREAM_F64(p, v) _mm512_stream_pd((p), (v))
+#define ZF_SFENCE() _mm_sfence()
 #define ZF_RADIX_LOG2 4
 #include "fwht_cpu_impl.h"
 #pragma GCC pop_options

@@ -7,11 +7,20 @@
 #include <type_traits>
 #include <utility>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>  // SSE2 is part of the x86-64 baseline
+#endif
+
 #include "fwht_cpu.h"
 
 #define ZF_ISA_NS generic
 #define ZF_ISA_NAME "generic"
 #define ZF_VEC_BYTES 16
+#if defined(__x86_64__) || defined(_M_X64)
+#define ZF_STREAM_F32(p, v) _mm_stream_ps((p), (v))
+#define ZF_STREAM_F64(p, v) _mm_stream_pd((p), (v))
+#define ZF_SFENCE() _mm_sfence()
+#endif
 #define ZF_RADIX_LOG2 3
 #include "fwht_cpu_impl.h"
 

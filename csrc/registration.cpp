@@ -1,6 +1,7 @@
 // The one registration block: every schema of the compiled ops, plus the small Python module
 // `zerofwht._C` (imported for these registrations; it also reports how it was built).
 // Implementations are registered by the device glue files (cpu_ops.cpp; CUDA later).
+#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/extension.h>
 #include <torch/library.h>
 
@@ -13,6 +14,27 @@ TORCH_LIBRARY(zerofwht, m) {
   m.def("fwht_out(Tensor x, int n, int out_features, float scale, Tensor(a!) out) -> ()");
   // In place: x <- scale * H_n x, needs x.shape[-1] == n.
   m.def("fwht_inplace(Tensor(a!) x, float scale) -> ()");
+
+  // ---- issue 3: fused weight materialization (zerofwht.init) ------------------------------------
+  // Fills the local tensor w, element 0 at global index `offset` of a weight of shape
+  // `full_shape`, with the rule `kind` (0 zeros, 1 partial identity, 2 Hadamard, 3 IDI, 4 IDIZ)
+  // times `value`; tap_mode 0 = flatten kernel dims into columns, 1 = only the centre tap holds
+  // the (out, in) matrix. See csrc/init_params.h and zerofwht/init.py.
+  m.def("init_fill_(Tensor(a!) w, int kind, float value, int tap_mode, int[] offset, "
+        "int[] full_shape) -> ()");
+}
+
+// The mutating ops have no derivative (the functional op does, registered from Python). These
+// fallbacks make autograd refuse them when a gradient would be needed and, above all, bump the
+// version counter of the tensor they write, so a tensor saved for backward and then overwritten
+// is reported instead of silently giving wrong gradients.
+TORCH_LIBRARY_IMPL(zerofwht, Autograd, m) {
+  m.impl("fwht_out", torch::autograd::autogradNotImplementedFallback());
+  m.impl("fwht_inplace", torch::autograd::autogradNotImplementedFallback());
+}
+TORCH_LIBRARY_IMPL(zerofwht, ADInplaceOrView, m) {
+  m.impl("fwht_out", torch::autograd::autogradNotImplementedInplaceOrViewFallback());
+  m.impl("fwht_inplace", torch::autograd::autogradNotImplementedInplaceOrViewFallback());
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -84,6 +84,7 @@ def register_compiled_ops() -> None:
     @torch.library.register_fake("zerofwht::fwht_out")
     def _(x, n, out_features, scale, out):
         _check_op_args("zerofwht::fwht_out", x, n, out_features)
+        _check_out_tensor("zerofwht::fwht_out", out, x, (*x.shape[:-1], out_features))
         return None
 
     @torch.library.register_fake("zerofwht::fwht_inplace")
@@ -105,6 +106,7 @@ def _run_out(backend: str, x, n, out_features, scale, out):
         out.copy_(torch.ops.zerofwht.fwht_torch(x, n, out_features, scale))
     else:
         torch.ops.zerofwht.fwht_out(x, n, out_features, scale, out)
+        _bump_version(out)
 
 
 def _run_inplace(backend: str, x, scale):
@@ -113,6 +115,15 @@ def _run_inplace(backend: str, x, scale):
         x.copy_(torch.ops.zerofwht.fwht_torch(x, n, n, scale))
     else:
         torch.ops.zerofwht.fwht_inplace(x, scale)
+        _bump_version(x)
+
+
+def _bump_version(t: torch.Tensor) -> None:
+    # Tell autograd the tensor changed (as every in-place ATen op does), so that a tensor saved
+    # for backward and overwritten here raises instead of giving silently wrong gradients.
+    # Inside torch.compile the write is functionalized and versions do not apply.
+    if not torch.compiler.is_compiling():
+        torch.autograd.graph.increment_version(t)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,15 +258,20 @@ def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional
     return out
 
 
-def _check_out(out, x: torch.Tensor, shape: tuple) -> None:
+def _check_out_tensor(where: str, out, x: torch.Tensor, shape: tuple) -> None:
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
-    if tuple(out.shape) != shape:
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+        raise TypeError(f"{where}: out must be a torch.Tensor, got {type(out).__name__}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{where}: out has shape {tuple(out.shape)}, expected {tuple(shape)}")
     if out.dtype != x.dtype:
-        raise TypeError(f"out has dtype {out.dtype}, expected x's dtype {x.dtype}")
+        raise TypeError(f"{where}: out has dtype {out.dtype}, expected x's dtype {x.dtype}")
     if out.device != x.device:
-        raise RuntimeError(f"out is on {out.device} but x is on {x.device}; they must be on the same device")
+        raise RuntimeError(f"{where}: out is on {out.device} but x is on {x.device}; they must be "
+                           "on the same device")
+
+
+def _check_out(out, x: torch.Tensor, shape: tuple) -> None:
+    _check_out_tensor("fwht", out, x, shape)
     if torch.is_grad_enabled() and (x.requires_grad or out.requires_grad):
         raise RuntimeError("fwht(..., out=...) does not support automatic differentiation: x or out "
                            "requires grad; call fwht(x) without out= instead")

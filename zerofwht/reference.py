@@ -89,12 +89,12 @@ def fwht_butterfly(x: torch.Tensor, n: int, out_features: int, scale: float) -> 
     d_in = x.shape[-1]
     batch = x.shape[:-1]
     compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    y = x.reshape(-1, d_in).to(compute)
+    rows = math.prod(batch)
+    y = x.reshape(rows, d_in).to(compute)  # rows, not -1: d_in may be 0
     if d_in < n:
         y = torch.nn.functional.pad(y, (0, n - d_in))
     else:
         y = y.clone() if y.dtype == x.dtype else y
-    rows = y.shape[0]
     h = 1
     while h < n:
         v = y.view(rows, n // (2 * h), 2, h)
@@ -105,3 +105,146 @@ def fwht_butterfly(x: torch.Tensor, n: int, out_features: int, scale: float) -> 
     if scale != 1.0:
         y = y * scale
     return y.to(x.dtype).reshape(*batch, out_features).contiguous()
+
+
+# =================================================================================================
+# Dense references of the initializers (zerofwht.init; DESIGN.md section 4). Each builds the FULL
+# weight on the host (or `device`), O(out * in) memory: for tests and the benchmark's baseline
+# only. fp64 by default; pass `dtype` to get exactly what an initializer writes in that dtype (the
+# values are computed in fp64, then converted once, like the kernels' value conversion).
+# =================================================================================================
+__all__ += [
+    "hadamard_scale",
+    "partial_identity_matrix",
+    "hadamard_block",
+    "zero_init_matrix",
+    "idi_matrix",
+    "idiz_matrix",
+    "centre_tap",
+    "patch_maintain",
+    "init_reference",
+]
+
+
+def hadamard_scale(out_features: int, in_features: int, scale=None) -> float:
+    """The constant ``c`` of ``hadamard_``: ``P = 2^m = next_power_of_two(max(out, in))``;
+    ``None`` / ``"code"``: ``2^(-m/2)`` (the ZerO authors' code), ``"paper"``: ``2^(-(m-1)/2)``
+    (the paper's pseudo-code), a number: itself. Computed as ``ldexp(sqrt(1/2) or 1, ...)``: the
+    correctly rounded power of two."""
+    m = next_power_of_two(max(out_features, in_features)).bit_length() - 1
+    if scale is None or scale == "code":
+        e = m
+    elif scale == "paper":
+        e = m - 1
+    else:
+        return float(scale)
+    return math.ldexp(math.sqrt(0.5), -((e - 1) // 2)) if e % 2 else math.ldexp(1.0, -(e // 2))
+
+
+def _finish(w64: torch.Tensor, dtype) -> torch.Tensor:
+    return w64 if dtype in (None, torch.float64) else w64.to(dtype)
+
+
+def partial_identity_matrix(out_features: int, in_features: int, value: float = 1.0, *,
+                            dtype=None, device=None) -> torch.Tensor:
+    """``I*`` of shape ``(out, in)``: ``w[i, i] = value`` for ``i < min(out, in)``, else 0."""
+    w = torch.zeros(out_features, in_features, dtype=torch.float64, device=device)
+    k = min(out_features, in_features)
+    w[torch.arange(k), torch.arange(k)] = value
+    return _finish(w, dtype)
+
+
+def hadamard_block(out_features: int, in_features: int, scale=None, *, dtype=None,
+                   device=None) -> torch.Tensor:
+    """``c * H_P[:out, :in]`` with ``P = next_power_of_two(max(out, in))`` and ``c`` from
+    :func:`hadamard_scale` (default ``P^-1/2``)."""
+    c = hadamard_scale(out_features, in_features, scale)
+    return _finish(_hadamard_top_left(out_features, in_features, device) * c, dtype)
+
+
+def _hadamard_top_left(rows: int, cols: int, device=None) -> torch.Tensor:
+    """``H_P[:rows, :cols]`` in fp64: sliced from the Sylvester matrix when ``P`` is small, else
+    from the parity of ``i & j`` (so a thin block of a huge ``H_P`` costs O(rows * cols))."""
+    p = next_power_of_two(max(rows, cols))
+    if p <= 2048:
+        return hadamard_matrix(p, dtype=torch.float64, device=device)[:rows, :cols]
+    both = torch.arange(rows, device=device)[:, None] & torch.arange(cols, device=device)[None, :]
+    parity = torch.zeros_like(both)
+    while bool(both.any()):
+        parity ^= both & 1
+        both = both >> 1
+    return 1.0 - 2.0 * parity.to(torch.float64)
+
+
+def zero_init_matrix(out_features: int, in_features: int, *, dtype=None, device=None) -> torch.Tensor:
+    """ZerO Algorithm 1: ``out <= in``: ``I*``; ``out > in``: ``2^(-q/2) H_{2^q}[:out, :in]``,
+    ``q = ceil(log2(out))``."""
+    if out_features <= in_features:
+        return partial_identity_matrix(out_features, in_features, dtype=dtype, device=device)
+    q = (out_features - 1).bit_length()
+    h = _hadamard_top_left(out_features, in_features, device)
+    return _finish(h * 2.0 ** (-q / 2), dtype)
+
+
+def idi_matrix(out_features: int, in_features: int, tau: float = 1.0, *, dtype=None,
+               device=None) -> torch.Tensor:
+    """IDI_tau: ``w[m, j] = tau`` iff ``m = j (mod in)`` (identities stacked down the rows when
+    ``out > in``; ``[tau I | 0]`` when ``out <= in``)."""
+    w = torch.zeros(out_features, in_features, dtype=torch.float64, device=device)
+    for m in range(out_features):
+        w[m, m % in_features] = tau
+    return _finish(w, dtype)
+
+
+def idiz_matrix(out_features: int, in_features: int, eps: float = 1e-6, *, dtype=None,
+                device=None) -> torch.Tensor:
+    """IDIZ_eps: IDI_eps, then ``out < in``: columns ``out..in-1`` get IDI_-eps
+    (``w[m, out + j] = -eps`` iff ``m = j (mod in - out)``); ``out >= in``:
+    ``w[m, (m + 1) mod in] = -eps``."""
+    w = idi_matrix(out_features, in_features, eps, device=device)
+    for m in range(out_features):
+        if out_features < in_features:
+            w[m, out_features + m % (in_features - out_features)] = -eps
+        else:
+            w[m, (m + 1) % in_features] = -eps
+    return _finish(w, dtype)
+
+
+def centre_tap(matrix: torch.Tensor, kernel_size) -> torch.Tensor:
+    """Conv form ``(out, in, *kernel_size)``: every tap 0 except ``(k0//2, k1//2, ...)``, which holds
+    the ``(out, in)`` matrix."""
+    w = matrix.new_zeros(*matrix.shape, *kernel_size)
+    w[(slice(None), slice(None)) + tuple(k // 2 for k in kernel_size)] = matrix
+    return w
+
+
+def patch_maintain(builder, shape, **kwargs) -> torch.Tensor:
+    """IDInit's conv view: ``builder(out, in * prod(kernel))`` reshaped to ``shape``."""
+    out = shape[0]
+    return builder(out, math.prod(shape[1:]), **kwargs).reshape(shape)
+
+
+_MATRIX_BUILDERS = {
+    "partial_identity": partial_identity_matrix,
+    "hadamard": hadamard_block,
+    "zero": zero_init_matrix,
+    "idi": idi_matrix,
+    "idiz": idiz_matrix,
+}
+
+
+def init_reference(name: str, shape, *, dtype=None, device=None, **params) -> torch.Tensor:
+    """Dense full weight that ``zerofwht.init.<name>_`` writes into a tensor of ``shape``.
+
+    ``name``: ``partial_identity``, ``hadamard``, ``zero``, ``idi``, ``idiz`` (conv weights: the
+    matrix at the centre tap) or ``idic``, ``idizc`` (conv weights: IDI / IDIZ of
+    ``w.reshape(out, -1)``). ``params``: ``scale`` / ``tau`` / ``eps`` as for the initializer.
+    """
+    shape = tuple(int(s) for s in shape)
+    if name in ("idic", "idizc"):
+        w = patch_maintain(_MATRIX_BUILDERS[name[:-1]], shape, **params)
+    else:
+        w = _MATRIX_BUILDERS[name](shape[0], shape[1], **params)
+        if len(shape) > 2:
+            w = centre_tap(w, shape[2:])
+    return _finish(w.to(device) if device is not None else w, dtype)

@@ -22,9 +22,9 @@ inline void check_args(const char* op, const at::Tensor& x, int64_t n, int64_t o
 }
 
 inline void check_out(const char* op, const at::Tensor& x, int64_t out_features, const at::Tensor& out) {
-  auto shape = x.sizes().vec();
+  at::DimVector shape(x.sizes());
   shape.back() = out_features;
-  TORCH_CHECK_VALUE(out.sizes().vec() == shape, op, ": out has shape ", out.sizes(), ", expected ",
+  TORCH_CHECK_VALUE(out.sizes() == at::IntArrayRef(shape), op, ": out has shape ", out.sizes(), ", expected ",
                     at::IntArrayRef(shape));
   TORCH_CHECK_TYPE(out.scalar_type() == x.scalar_type(), op, ": out has dtype ", out.scalar_type(),
                    ", expected x's dtype ", x.scalar_type());

@@ -25,6 +25,9 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   "${pip[@]}" install -q "${ZEROFWHT_TORCH_SPEC:-torch==2.13.0}"
 fi
 "${pip[@]}" install -q numpy scipy ninja pybind11 setuptools wheel pytest pytest-benchmark matplotlib
+# scikit-learn: only for the examples' data set (sklearn.datasets.load_digits ships its data).
+"$VENV/bin/python" -c "import sklearn" >/dev/null 2>&1 || "${pip[@]}" install -q scikit-learn || \
+  echo "setup: scikit-learn not installed (optional: examples/)"
 # triton: optional (GPU backend, and its CPU interpreter for tests); never let it replace torch.
 "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 || "${pip[@]}" install -q triton || \
   echo "setup: triton not installed (optional)"

@@ -43,7 +43,7 @@ with_cuda = cuda_mode not in ("0", "off", "false") and cuda_possible and bool(cu
 
 # The kernels' only multiply-add is `partner + v * (+-1)`, exact whether fused or not, so GCC's
 # default contraction (-ffp-contract=fast, one FMA instead of a multiply and an add) is kept.
-cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++17", "-fno-math-errno",
+cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++20", "-fno-math-errno",
              "-Wall", "-Wno-unknown-pragmas"]
 if DEBUG:
     cxx_flags += ["-g"]
@@ -57,7 +57,7 @@ if with_cuda:
     ext = CUDAExtension(
         "zerofwht._C", cpp_sources + cuda_sources, define_macros=define_macros,
         include_dirs=include_dirs,
-        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17", "--use_fast_math",
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++20", "--use_fast_math",
                                                       "-lineinfo"]})
 else:
     ext = CppExtension("zerofwht._C", cpp_sources, define_macros=define_macros,

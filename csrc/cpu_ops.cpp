@@ -26,7 +26,10 @@ cpu::DType kernel_dtype(at::ScalarType t) {
 // Batch dimensions (all but the last) as a RowLayout: size-1 dims dropped, dims that step evenly
 // into each other merged. Returns false when more than kMaxBatchDims remain.
 bool row_layout(const at::Tensor& t, cpu::RowLayout* layout) {
-  std::vector<int64_t> sizes, strides;
+  // DimVector: on the stack. (No heap allocation on the hot path: small allocations interleaved
+  // with the large output buffers were seen to make glibc hand back fresh pages, page-faulted on
+  // every call.)
+  at::DimVector sizes, strides;
   for (int64_t d = 0; d + 1 < t.dim(); ++d) {
     const int64_t size = t.size(d), stride = t.stride(d);
     if (size == 1) continue;
@@ -102,7 +105,7 @@ void run(const at::Tensor& x_in, int64_t n, int64_t out_features, double scale, 
 
 at::Tensor fwht_cpu(const at::Tensor& x, int64_t n, int64_t out_features, double scale) {
   check_args("zerofwht::fwht", x, n, out_features);
-  auto shape = x.sizes().vec();
+  at::DimVector shape(x.sizes());
   shape.back() = out_features;
   at::Tensor y = at::empty(shape, x.options());
   run(x, n, out_features, scale, y);
@@ -135,6 +138,33 @@ TORCH_LIBRARY_IMPL(zerofwht, CPU, m) {
   m.impl("fwht", &fwht_cpu);
   m.impl("fwht_out", &fwht_out_cpu);
   m.impl("fwht_inplace", &fwht_inplace_cpu);
+}
+
+}  // namespace zerofwht
+
+// =================================================================================================
+// zerofwht::init_fill_ (issue 3: fused weight materialization). Kernel: init_cpu.cpp; the checks
+// and the Tensor -> InitParams translation are shared with the CUDA glue (init_ops_common.h).
+// =================================================================================================
+#include "init_cpu.h"
+#include "init_ops_common.h"
+
+namespace zerofwht {
+namespace {
+
+void init_fill_cpu(at::Tensor w, int64_t kind, double value, int64_t tap_mode, at::IntArrayRef offset,
+                   at::IntArrayRef full_shape) {
+  const init::InitParams p = prepare_init("zerofwht::init_fill_", w, kind, value, tap_mode, offset,
+                                          full_shape);
+  const init::cpu::FillPlan plan = init::cpu::make_plan(p);
+  at::parallel_for(0, plan.pieces, plan.grain,
+                   [&](int64_t b, int64_t e) { init::cpu::fill_pieces(p, plan, b, e); });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(zerofwht, CPU, m) {
+  m.impl("init_fill_", &init_fill_cpu);
 }
 
 }  // namespace zerofwht

@@ -6,6 +6,9 @@ Public API (see README.md and DESIGN.md sections 3-4)::
     zerofwht.fwht_(x, ...)                       # in place
     zerofwht.hadamard_transform(x, scale=1.0)    # fast_hadamard_transform drop-in
     zerofwht.reference.*                         # dense references
+    zerofwht.init.*                              # ZerO / Hadamard / identity / IDInit initializers
+    zerofwht.nn.HadamardLinear(...)              # s * I* H_N I* x + b in O(N log N), no weight matrix
+    zerofwht.gradinit(model, loss_fn, batches)   # GradInit: learned per-tensor init scales
     zerofwht.backends()                          # the backend table, with reasons
     python -m zerofwht.bench                     # benchmark CLI
 """
@@ -29,6 +32,13 @@ from .ops import DimensionError, fwht, fwht_, hadamard_transform  # noqa: E402
 if _C is not None:
     ops.register_compiled_ops()
 
+# ---- issue 3: initializers (zerofwht.init); registers its ops' fake kernels on import -----------
+from . import init  # noqa: E402
+
+# ---- issue 4: modules and GradInit ---------------------------------------------------------------
+from . import nn  # noqa: E402
+from .gradinit import gradinit  # noqa: E402
+
 
 def backends() -> list[dict]:
     """The backend table: name, devices, dtypes, max n, and why a backend is unavailable."""
@@ -44,3 +54,9 @@ def cpu_isa() -> str:
 
 __all__ = ["fwht", "fwht_", "hadamard_transform", "reference", "backends", "cpu_isa",
            "DimensionError", "__version__"]
+__all__ += ["init", "init_backends", "nn", "gradinit"]
+
+
+def init_backends() -> list[dict]:
+    """The backend table of the initializers' fused fill (zerofwht.init), with reasons."""
+    return _backends.init_table()

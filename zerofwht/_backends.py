@@ -122,3 +122,129 @@ def table() -> list[dict]:
                      "max_n": b.max_n, "available": b.present() is None,
                      "reason": b.present()})
     return rows
+
+
+# =================================================================================================
+# Backends of the fused weight fill (zerofwht.init, op zerofwht::init_fill_ and its Triton / torch
+# twins). Same idea as the transform's table: each backend states its devices and dtypes and why
+# it refuses; ``select_init(w, name)`` picks one (``backend=`` keyword, else the environment
+# variable ZEROFWHT_INIT_BACKEND, else the first of INIT_AUTO_ORDER[device] that accepts w).
+# =================================================================================================
+INIT_ENV_VAR = "ZEROFWHT_INIT_BACKEND"
+INIT_MAX_DIMS = 6
+
+
+@dataclass(frozen=True)
+class InitBackend:
+    name: str
+    description: str
+    devices: Callable[[], tuple]  # device types it serves now; empty tuple = every device
+    present: Callable[[], Optional[str]] = field(repr=False)  # None when usable, else the reason
+
+    def refuse(self, w: torch.Tensor) -> Optional[str]:
+        """Why this backend cannot fill ``w`` (None if it can)."""
+        missing = self.present()
+        if missing:
+            return missing
+        devices = self.devices()
+        if devices and w.device.type not in devices:
+            return f"it runs on {'/'.join(devices)} tensors, got a tensor on {w.device}"
+        if w.dtype not in FLOAT_DTYPES:
+            return f"it fills floating tensors (float16, bfloat16, float32, float64), got {w.dtype}"
+        if not 2 <= w.dim() <= INIT_MAX_DIMS:
+            return f"it fills tensors of 2 to {INIT_MAX_DIMS} dimensions, got {w.dim()}"
+        return None
+
+
+_INIT_KERNEL_CACHE: dict = {}
+
+
+def _init_op_kernel(key: str) -> Optional[str]:
+    """None when zerofwht::init_fill_ has a kernel for dispatch key ``key`` (CPU / CUDA).
+    Cached: registrations do not change once zerofwht._C is imported (and torch.compile then
+    sees a plain constant)."""
+    if key not in _INIT_KERNEL_CACHE and EXTENSION["loaded"]:
+        _INIT_KERNEL_CACHE[key] = _init_op_kernel_uncached(key)
+    return _INIT_KERNEL_CACHE[key] if key in _INIT_KERNEL_CACHE else _init_op_kernel_uncached(key)
+
+
+def _init_op_kernel_uncached(key: str) -> Optional[str]:
+    if not EXTENSION["loaded"]:
+        return f"the compiled extension is not available ({EXTENSION['error']})"
+    try:
+        has = torch._C._dispatch_has_kernel_for_dispatch_key("zerofwht::init_fill_", key)
+    except RuntimeError:  # schema not registered: an extension built before the op existed
+        has = False
+    if not has:
+        if key == "CUDA" and not EXTENSION["cuda"]:
+            return "zerofwht._C was built without CUDA kernels (CPU build of torch or no CUDA toolkit)"
+        return (f"zerofwht._C has no {key} kernel for init_fill_ (rebuild the extension: "
+                f"pip install --no-build-isolation -e .)")
+    return None
+
+
+_TRITON_STATE: dict = {}
+
+
+def triton_interpreting() -> bool:
+    """Whether Triton kernels would run under the CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def _triton_init_present() -> Optional[str]:
+    if "error" not in _TRITON_STATE:
+        try:
+            from . import triton_init  # noqa: F401  (imports triton, registers the triton_op)
+            _TRITON_STATE["error"] = None
+        except Exception as exc:  # ImportError, or a triton too old for the kernel
+            _TRITON_STATE["error"] = f"triton is not usable ({type(exc).__name__}: {exc})"
+    return _TRITON_STATE["error"]
+
+
+INIT_BACKENDS = {
+    "cpp": InitBackend("cpp", "C++ CPU kernel (zerofwht::init_fill_, parallel over runs)",
+                       lambda: ("cpu",), lambda: _init_op_kernel("CPU")),
+    "cuda": InitBackend("cuda", "CUDA kernel (zerofwht::init_fill_)", lambda: ("cuda",),
+                        lambda: _init_op_kernel("CUDA")),
+    "triton": InitBackend("triton", "Triton kernel (zerofwht::init_fill_triton_; CPU tensors only "
+                          "under TRITON_INTERPRET=1)",
+                          lambda: ("cuda", "cpu") if triton_interpreting() else ("cuda",),
+                          _triton_init_present),
+    "torch": InitBackend("torch", "pure PyTorch, chunked over rows (any device)", lambda: (),
+                         lambda: None),
+}
+INIT_AUTO_ORDER = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
+
+
+def select_init(w: torch.Tensor, name: Optional[str] = None) -> InitBackend:
+    """The backend that fills ``w``: the one named (``name``, else ZEROFWHT_INIT_BACKEND), else the
+    first of INIT_AUTO_ORDER[w.device.type] that accepts it. A named backend that cannot fill ``w``
+    raises RuntimeError with the reason."""
+    source = "backend"
+    if name is None:
+        name, source = os.environ.get(INIT_ENV_VAR) or None, f"environment variable {INIT_ENV_VAR}"
+    if name is not None and name != "auto":
+        if not isinstance(name, str):
+            raise TypeError(f"backend must be a string or None, got {type(name).__name__} {name!r}")
+        key = ALIASES.get(name.lower(), name.lower())
+        if key not in INIT_BACKENDS:
+            raise ValueError(f"{source}={name!r} is not a known init backend; choose one of "
+                             f"{sorted(INIT_BACKENDS)} or 'auto'")
+        reason = INIT_BACKENDS[key].refuse(w)
+        if reason:
+            raise RuntimeError(f"zerofwht init backend {key!r} cannot fill this tensor: {reason}")
+        return INIT_BACKENDS[key]
+    for key in INIT_AUTO_ORDER.get(w.device.type, ("torch",)):
+        if INIT_BACKENDS[key].refuse(w) is None:
+            return INIT_BACKENDS[key]
+    raise RuntimeError(f"no zerofwht init backend accepts a {w.dtype} tensor of shape "
+                       f"{tuple(w.shape)} on {w.device}: "
+                       + "; ".join(f"{k}: {b.refuse(w)}" for k, b in INIT_BACKENDS.items()))
+
+
+def init_table() -> list[dict]:
+    """The init backend table as plain records (name, description, devices, available, reason)."""
+    return [{"name": key, "description": b.description, "devices": list(b.devices()) or ["any"],
+             "dtypes": [str(d).replace("torch.", "") for d in FLOAT_DTYPES],
+             "available": b.present() is None, "reason": b.present()}
+            for key, b in INIT_BACKENDS.items()]

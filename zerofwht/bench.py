@@ -845,9 +845,71 @@ class Section:
     plot: Callable[[list, dict, str], Optional[str]]  # (records, meta, png path) -> path or None
 
 
+# ---- materialization (issue 3): zerofwht.init fills vs torch fill_ and the authors' dense recipe ----
+def materialization_worker(cfg: dict, threads: Optional[int]) -> dict:
+    """Times zerofwht.init on (8192, 8192) and (32768, 8192) weights (zerofwht/bench_init.py) with
+    the largest thread count only (one fill is memory-bound; the other counts add nothing)."""
+    import torch
+    from zerofwht import bench_init
+
+    counts = [t for t in cfg["threads"] if t is not None]
+    if threads is not None:
+        torch.set_num_threads(threads)
+        if counts and threads != max(counts):
+            return {"records": []}
+    opts = dict(device=cfg["device"])
+    if cfg.get("quick"):
+        opts.update(shapes=["2048x2048"], schemes=["hadamard", "zero", "idi"], repeats=3,
+                    dense_max_tflop=0.1)
+    records = bench_init.run_materialization(opts)
+    for r in records:
+        r["threads"] = threads
+    return {"records": records}
+
+
+def materialization_render(records: list, meta: dict, style: str = "long") -> str:
+    from zerofwht import bench_init
+
+    recs = [r for r in records if r.get("section") == "materialization"]
+    if not recs:
+        return ""
+    head = (f"\n## materialization: zerofwht.init vs torch.empty(...).fill_(1.0) on {recs[0]['device_name']}, "
+            f"{recs[0]['threads']} thread(s), {meta.get('date', '')}\n"
+            "ratio = fill_ time / our time (>= 1: faster than fill_); dense = the ZerO authors' recipe "
+            "(scipy.linalg.hadamard on the host, identity-block products, copy to the device)\n")
+    return head + bench_init.format_table(recs)
+
+
+def materialization_plot(records: list, meta: dict, path: str) -> Optional[str]:
+    recs = [r for r in records if r.get("section") == "materialization"]
+    if not recs:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({("x".join(map(str, r["shape"])), r["dtype"]) for r in recs})
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, (shape, dtype) in zip(axes[0], groups):
+        rs = [r for r in recs if "x".join(map(str, r["shape"])) == shape and r["dtype"] == dtype]
+        ax.bar([r["scheme"] for r in rs], [r["gbps"] for r in rs], color="tab:blue", label="zerofwht.init")
+        ax.axhline(rs[0]["fill_gbps"], color="black", ls="--", label="fill_(1.0)")
+        ax.set_title(f"{shape} {dtype}")
+        ax.set_ylabel("GB/s (bytes written)")
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"weight materialization, {recs[0]['device_name']}, {meta.get('date', '')[:10]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 SECTIONS = {
     "fwht": Section("fwht", "out-of-place transform vs copy, dense x @ H and public peers",
                     fwht_worker, fwht_render, fwht_plot),
+    "materialization": Section("materialization", "zerofwht.init fills vs fill_ and the dense host recipe",
+                               materialization_worker, materialization_render, materialization_plot),
 }
 
 
@@ -962,8 +1024,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "plain copy of the same tensor, the dense x @ H baseline and public peers.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--section", default="fwht",
-                   help=f"comma list of sections to run, or 'all' (have: {', '.join(SECTIONS)}; default fwht)")
+    p.add_argument("--section", default="all",
+                   help=f"comma list of sections to run, or 'all' (have: {', '.join(SECTIONS)}; default all)")
     g = p.add_argument_group("what to measure")
     g.add_argument("--sizes", default=None, help="comma list of transform lengths N, e.g. 256,2^12 "
                    "(overrides --kmin/--kmax)")

@@ -62,7 +62,7 @@ def config_name(cfg: dict) -> str:
         kind = "single" if cfg["single"] else "row-pass"
     else:
         tile = f"M=2^{c['LOG_M']:<2d} BC={c['BC']:<4d}"
-        kind = "col-pass"
+        kind = "col-last" if cfg["last"] else "col-pass"
     return (f"{kind:8s} {_dtype_name(cfg['src']):>8s}->{_dtype_name(cfg['dst']):<8s} {tile} "
             f"warps={cfg['num_warps']:<2d}")
 
@@ -83,9 +83,14 @@ def signature(cfg: dict, variant: str):
             sig[n] = "fp32"
         else:
             sig[n] = "i32"
+    # the JIT turns int arguments equal to 1 into constants: segs of a single pass, a_blocks of
+    # the last column pass always are 1 (other ones, e.g. a single row, depend on the input)
     if cfg["kernel"] == "rows" and cfg["single"]:
-        sig["segs"] = "constexpr"  # launched with segs=1, which the JIT turns into a constant
+        sig["segs"] = "constexpr"
         consts["segs"] = 1
+    if cfg["kernel"] == "cols" and cfg["last"]:
+        sig["a_blocks"] = "constexpr"
+        consts["a_blocks"] = 1
     attrs = {}
     if variant == "aligned":
         for n in PTRS[cfg["kernel"]] + ALIGNED_INTS[cfg["kernel"]]:
@@ -184,10 +189,11 @@ def main(argv=None) -> int:
                   f"compile {r['seconds']:.1f}s")
     ok = [r for r in results if "error" not in r]
     spilled = [r for r in ok if r["stack"] or r["spill_st"] or r["spill_ld"]]
-    print(f"aot_triton_fwht: {len(results)} kernels ({len(results) // max(1, len(args.arch) * len(args.variant))} "
-          f"configurations x {len(args.arch)} archs x {len(args.variant)} variants) in "
-          f"{time.perf_counter() - t0:.0f}s; max registers {max((r['regs'] for r in ok), default=0)}, "
-          f"max shared {max((r['shared'] for r in ok), default=0)} B, with spills {len(spilled)} "
+    n_cfg = len(results) // max(1, len(args.arch) * len(args.variant))
+    print(f"aot_triton_fwht: {len(results)} kernels ({n_cfg} configurations x {len(args.arch)} archs "
+          f"x {len(args.variant)} variants) in {time.perf_counter() - t0:.0f}s; max registers "
+          f"{max((r['regs'] for r in ok), default=0)}, max shared "
+          f"{max((r['shared'] for r in ok), default=0)} B, with spills {len(spilled)} "
           f"(single-pass {sum(r['single'] for r in spilled)}); failures {bad}")
     return 1 if bad else 0
 

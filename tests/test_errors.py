@@ -210,7 +210,7 @@ def test_backend_not_a_string():
 
 
 @pytest.mark.parametrize("name,reason", [("cuda", "built without CUDA kernels"),
-                                         ("triton", "not implemented")])
+                                         ("triton", "runs on CUDA tensors")])
 def test_unavailable_backend_says_why(name, reason):
     with pytest.raises(RuntimeError, match=rf"backend '{name}' cannot run this input: .*{reason}"):
         zerofwht.fwht(x8(), backend=name)

@@ -576,8 +576,14 @@ def test_backend_table_lists_every_backend_with_reasons():
     rows = {r["name"]: r for r in zerofwht.backends()}
     assert set(rows) == {"cpp", "cuda", "triton", "torch"}
     assert rows["cpp"]["available"] and rows["torch"]["available"]
-    for name in ("cuda", "triton"):
-        assert not rows[name]["available"] and rows[name]["reason"]
+    # The CUDA transform kernel is not written yet: the table must say so, with a reason.
+    assert not rows["cuda"]["available"] and rows["cuda"]["reason"]
+    # Triton is present whenever triton imports; on a CPU tensor it still refuses, with a reason.
+    import importlib.util
+    assert rows["triton"]["available"] == (importlib.util.find_spec("triton") is not None)
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        reason = zerofwht._backends.BACKENDS["triton"].refuse(torch.randn(2, 8), 8)
+        assert reason and "CUDA" in reason
 
 
 def test_cpu_isa_selection():

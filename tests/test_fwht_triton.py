@@ -16,7 +16,6 @@ Outputs are NaN-poisoned before a kernel writes them.
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -75,13 +74,31 @@ def test_plan_covers_every_bit_within_limits(dtype):
     assert len(tf.plan(1 << 24, dtype)) == 2  # the issue's bar: 2^24 in two passes
 
 
+def test_limits_follow_shared_memory():
+    for dtype in DTYPES:  # sm_80 (163 KB) and sm_90 (227 KB): the defaults
+        assert tf.limits_for_shared_memory(dtype, 163 * 1024) == tf.default_limits(dtype)
+        assert tf.limits_for_shared_memory(dtype, 227 * 1024) == tf.default_limits(dtype)
+    assert tf.limits_for_shared_memory(torch.float16, 99 * 1024) == tf.Limits(14, 14, 10)  # sm_86/89
+    assert tf.limits_for_shared_memory(torch.float64, 99 * 1024) == tf.Limits(13, 13, 9)
+    assert tf.limits_for_shared_memory(torch.float32, 64 * 1024) == tf.Limits(14, 14, 10)  # sm_75
+    assert tf.device_limits(torch.empty(1, dtype=torch.bfloat16)) == tf.default_limits(torch.bfloat16)
+
+
 def test_kernel_configs_cover_the_launcher():
     cfgs = tf.kernel_configs()
-    keys = {(c["kernel"], c["single"], c["src"], c["dst"], tuple(sorted(c["constexprs"].items())),
+    keys = {(c["kernel"], c["single"], c["last"], c["src"], c["dst"], tuple(sorted(c["constexprs"].items())),
              c["num_warps"]) for c in cfgs}
     assert len(keys) == len(cfgs)
     assert sum(c["single"] for c in cfgs) == 16 * 3 + 15  # N = 2^0..2^15 (fp64: ..2^14)
     assert tf.kernel_configs() == cfgs  # deterministic order (the AOT script indexes it)
+    # what the launcher runs is listed (the default plans of a few sizes and dtypes)
+    for dtype in DTYPES:
+        for log_n in (0, 7, 15, 16, 24, 30):
+            for i, (kind, meta) in enumerate(tf.pass_configs(1 << log_n, dtype)):
+                consts = {k: v for k, v in meta.items() if k != "num_warps"}
+                assert any(c["kernel"] == kind and c["src"] == (dtype if i == 0 else c["src"])
+                           and {k: v for k, v in c["constexprs"].items() if k != "F64"} == consts
+                           and c["num_warps"] == meta["num_warps"] for c in cfgs), (dtype, log_n, kind, meta)
 
 
 def test_refuse_reasons(monkeypatch):
@@ -107,7 +124,7 @@ def test_single_pass_every_n(log_n, dtype):
     check(x, n, n)
 
 
-@pytest.mark.parametrize("dtype", [pytest.param(torch.float16, id="fp16"), pytest.param(torch.float32, id="fp32")])
+@pytest.mark.parametrize("dtype", [pytest.param(dt, id=dtype_id(dt)) for dt in (torch.float16, torch.float32)])
 @pytest.mark.parametrize("log_n", range(13, 16), ids=lambda k: f"n2^{k}")
 def test_single_pass_largest_n(log_n, dtype):
     n = 1 << log_n

@@ -30,12 +30,16 @@ class Backend:
     dtypes: tuple
     max_n: int
     present: Callable[[], Optional[str]] = field(repr=False)  # None when usable, else the reason
+    # The backend's own finer checks (e.g. compute capability), run after present(); None = none.
+    check: Optional[Callable[[torch.Tensor, int], Optional[str]]] = field(default=None, repr=False)
 
     def refuse(self, x: torch.Tensor, n: int) -> Optional[str]:
         """Why this backend cannot transform ``x`` with length ``n`` (None if it can)."""
         missing = self.present()
         if missing:
             return missing
+        if self.check is not None:
+            return self.check(x, n)
         if self.devices and x.device.type not in self.devices:
             return f"it runs on {'/'.join(self.devices)} tensors, got a tensor on {x.device}"
         if x.dtype not in self.dtypes:
@@ -62,15 +66,28 @@ def _cuda_present() -> Optional[str]:
 
 
 def _triton_present() -> Optional[str]:
-    return "the Triton FWHT backend is not implemented yet in this version (see the README)"
+    try:
+        from . import triton_fwht
+    except Exception as exc:  # noqa: BLE001
+        return f"the Triton backend failed to import ({type(exc).__name__}: {exc})"
+    if triton_fwht.IMPORT_ERROR is not None:
+        return f"triton is not importable ({triton_fwht.IMPORT_ERROR})"
+    return None
+
+
+def _triton_check(x: torch.Tensor, n: int) -> Optional[str]:
+    # Device (CUDA; CPU only under TRITON_INTERPRET=1), compute capability, dtype and size.
+    from . import triton_fwht
+    return triton_fwht.refuse(x, n)
 
 
 BACKENDS = {
     "cpp": Backend("cpp", "C++ CPU kernel (AVX-512 / AVX2 / portable, chosen at run time)",
                    ("cpu",), FLOAT_DTYPES, 1 << 30, _cpp_present),
     "cuda": Backend("cuda", "CUDA kernel", ("cuda",), FLOAT_DTYPES, 1 << 26, _cuda_present),
-    "triton": Backend("triton", "Triton kernel", ("cuda",),
-                      (torch.float16, torch.bfloat16, torch.float32), 1 << 24, _triton_present),
+    # devices lists CUDA; _triton_check also admits CPU tensors under TRITON_INTERPRET=1 (tests).
+    "triton": Backend("triton", "Triton kernel (register butterfly; multi-pass for n > 2^15)",
+                      ("cuda",), FLOAT_DTYPES, 1 << 30, _triton_present, _triton_check),
     "torch": Backend("torch", "pure-PyTorch butterfly (reference; any device)", (),
                      FLOAT_DTYPES, 1 << 30, lambda: None),
 }

@@ -95,27 +95,40 @@ def register_compiled_ops() -> None:
 # ----------------------------------------------------------------------------------------------
 # Backend implementations of the three call forms.
 # ----------------------------------------------------------------------------------------------
+def _triton_ops():
+    from . import triton_fwht  # noqa: F401  (importing it registers the zerofwht::fwht_triton* ops)
+    return torch.ops.zerofwht
+
+
 def _functional(backend: str):
     if backend == "torch":
         return torch.ops.zerofwht.fwht_torch
+    if backend == "triton":
+        return _triton_ops().fwht_triton
     return torch.ops.zerofwht.fwht  # C++ op: CPU and (when built) CUDA kernels by dispatch key
 
 
 def _run_out(backend: str, x, n, out_features, scale, out):
     if backend == "torch":
         out.copy_(torch.ops.zerofwht.fwht_torch(x, n, out_features, scale))
+        return
+    if backend == "triton":
+        _triton_ops().fwht_triton_out(x, n, out_features, scale, out)
     else:
         torch.ops.zerofwht.fwht_out(x, n, out_features, scale, out)
-        _bump_version(out)
+    _bump_version(out)
 
 
 def _run_inplace(backend: str, x, scale):
     n = x.shape[-1]
     if backend == "torch":
         x.copy_(torch.ops.zerofwht.fwht_torch(x, n, n, scale))
+        return
+    if backend == "triton":
+        _triton_ops().fwht_triton_inplace(x, scale)
     else:
         torch.ops.zerofwht.fwht_inplace(x, scale)
-        _bump_version(x)
+    _bump_version(x)
 
 
 def _bump_version(t: torch.Tensor) -> None:

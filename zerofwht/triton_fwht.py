@@ -18,6 +18,10 @@ shared memory the compiler uses for layout conversions):
   ``(A, M, C)`` (row-major) and a tile of ``BC`` consecutive columns ``c`` x all ``M`` indices
   ``m`` is transformed along ``m`` (strided loads, coalesced across the ``BC`` columns).
 
+  Plans (``plan``): one pass for N <= 2^15 (fp64: 2^14); a row pass of 2^14 plus one column
+  pass of M = N / 2^14 <= 2^10 for N <= 2^24 (each pass reads and writes the row once: twice the
+  traffic of a single pass); three or more passes up to 2^30.
+
   Why this is the whole transform: ``H_N`` is the Kronecker product of ``H_2`` over the index bits
   (``H[i, j] = (-1)^popcount(i & j)``), so transforming along any partition of the index bits, in
   any order, gives ``H_N``. The row pass takes the low ``log2 N2`` bits, each column pass the next
@@ -77,7 +81,8 @@ except Exception as exc:  # ImportError, or a triton / torch too old for triton_
 else:
     IMPORT_ERROR = None
 
-__all__ = ["fwht_triton_launch", "refuse", "plan", "kernel_configs", "Limits", "DTYPES", "MAX_LOG_N",
+__all__ = ["fwht_triton_launch", "refuse", "plan", "pass_configs", "kernel_configs", "Limits",
+           "default_limits", "limits_for_shared_memory", "device_limits", "DTYPES", "MAX_LOG_N",
            "IMPORT_ERROR"]
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -104,6 +109,33 @@ def default_limits(dtype: torch.dtype) -> Limits:
     if dtype == torch.float64:  # fp64 accumulators take twice the registers / shared memory
         return Limits(single=14, row=14, col=10)
     return Limits(single=15, row=14, col=10)
+
+
+def limits_for_shared_memory(dtype: torch.dtype, shared_bytes: int) -> Limits:
+    """The default limits, lowered so that every tile fits the shared memory one block may use
+    (``shared_bytes``): the compiler's layout exchanges use up to one accumulator per element of
+    the tile (2^15 fp32 = 128 KB: sm_80 / sm_90 have 163 / 227 KB, sm_86 / sm_89 / sm_120 99 KB,
+    sm_75 64 KB)."""
+    lim = default_limits(dtype)
+    elems = max(1, shared_bytes // (8 if dtype == torch.float64 else 4))
+    single = min(lim.single, elems.bit_length() - 1)
+    col = max(1, min(lim.col, (elems // 16).bit_length() - 1))
+    return Limits(single=single, row=min(lim.row, single), col=col)
+
+
+_DEVICE_SHARED: dict = {}
+
+
+def device_limits(x: torch.Tensor) -> Limits:
+    """Limits for x's device: the defaults (sm_80 / sm_90 and the CPU interpreter), lowered on GPUs
+    with less shared memory per block (``limits_for_shared_memory``)."""
+    if x.device.type != "cuda":
+        return default_limits(x.dtype)
+    idx = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    if idx not in _DEVICE_SHARED:
+        props = torch.cuda.get_device_properties(idx)
+        _DEVICE_SHARED[idx] = int(getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024)
+    return limits_for_shared_memory(x.dtype, _DEVICE_SHARED[idx])
 
 
 def plan(n: int, dtype: torch.dtype = torch.float32, limits: Optional[Limits] = None) -> list:
@@ -176,8 +208,9 @@ def _workspace_dtype(dtype: torch.dtype, workspace_dtype: Optional[torch.dtype])
 def kernel_configs() -> list:
     """Every (kernel, constexpr configuration) the launcher can choose on a GPU, for the
     ahead-of-time compile (scripts/aot_triton_fwht.py). Each entry: ``kernel`` ("rows" / "cols"),
-    ``single`` (the row kernel of a one-pass plan: launched with segs == 1, which Triton
-    specializes to a constant), ``src`` / ``dst`` (element dtypes of the two pointers),
+    ``single`` (the row kernel of a one-pass plan: launched with segs == 1, which Triton's JIT
+    specializes to a constant, as every int argument equal to 1), ``last`` (the last pass: a
+    column pass then has a_blocks == 1), ``src`` / ``dst`` (element dtypes of the two pointers),
     ``constexprs`` and ``num_warps``. Covers every n = 2^0 .. 2^MAX_LOG_N, every dtype and both
     workspace choices (x's dtype; fp32 for half inputs)."""
     seen, out = set(), []
@@ -190,13 +223,14 @@ def kernel_configs() -> list:
                     src = dtype if i == 0 else ws
                     dst = dtype if i == len(passes) - 1 else ws
                     single = len(passes) == 1
+                    last = i == len(passes) - 1
                     consts = {k: v for k, v in meta.items() if k != "num_warps"}
                     consts["F64"] = f64
-                    key = (kind, single, src, dst, tuple(sorted(consts.items())), meta["num_warps"])
+                    key = (kind, single, last, src, dst, tuple(sorted(consts.items())), meta["num_warps"])
                     if key in seen:
                         continue
                     seen.add(key)
-                    out.append({"kernel": kind, "single": single, "src": src, "dst": dst,
+                    out.append({"kernel": kind, "single": single, "last": last, "src": src, "dst": dst,
                                 "constexprs": consts, "num_warps": meta["num_warps"]})
     return out
 
@@ -392,14 +426,19 @@ def _launch(x2: torch.Tensor, y2: torch.Tensor, n: int, scale: float,
     d_out = y2.shape[1]
     if rows == 0:
         return
+    if d_in == 0:  # H (pad of nothing) = 0; an empty x may have no storage to hand a kernel
+        y2.zero_()
+        return
     dtype = x2.dtype
     f64 = dtype == torch.float64
-    passes = pass_configs(n, dtype, limits)
+    passes = pass_configs(n, dtype, limits or device_limits(x2))
     ws_dtype = _workspace_dtype(dtype, workspace_dtype)
     # fp64: the scale travels as two fp32 (hi + lo); if that cannot hold it, apply it afterwards
     post_scale = None
     hi, lo = _split_scale(scale)
-    if f64 and scale != 0.0 and math.isfinite(scale) and (hi + lo == 0.0 or abs((hi + lo) - scale) > 1e-15 * abs(scale)):
+    carried = hi + lo
+    if f64 and scale != 0.0 and math.isfinite(scale) and (
+            carried == 0.0 or abs(carried - scale) > 1e-15 * abs(scale)):
         post_scale, scale = scale, 1.0
     if len(passes) == 1:
         meta = passes[0][1]

@@ -47,6 +47,13 @@ cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++20", "-fno-math-errno",
              "-Wall", "-Wno-unknown-pragmas"]
 if DEBUG:
     cxx_flags += ["-g"]
+# at::parallel_for is a header template: with torch's OpenMP backend it only runs in parallel when
+# OUR translation units are compiled with OpenMP (without it every "parallel" loop runs on one
+# thread, silently).
+link_flags = []
+if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
+    cxx_flags += ["-fopenmp"]
+    link_flags += ["-fopenmp"]
 define_macros = [("ZEROFWHT_WITH_CUDA", "1" if with_cuda else "0")]
 
 if with_cuda:
@@ -56,12 +63,12 @@ if with_cuda:
         include_dirs += glob.glob(os.path.join(site, "nvidia", "cu*", "include"))
     ext = CUDAExtension(
         "zerofwht._C", cpp_sources + cuda_sources, define_macros=define_macros,
-        include_dirs=include_dirs,
+        include_dirs=include_dirs, extra_link_args=link_flags,
         extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++20", "--use_fast_math",
                                                       "-lineinfo"]})
 else:
     ext = CppExtension("zerofwht._C", cpp_sources, define_macros=define_macros,
-                       extra_compile_args={"cxx": cxx_flags})
+                       extra_compile_args={"cxx": cxx_flags}, extra_link_args=link_flags)
 
 print(f"zerofwht: building _C with C++ CPU kernels ({len(cpp_sources)} files)"
       + (f" and CUDA kernels ({len(cuda_sources)} files, CUDA {torch.version.cuda})" if with_cuda

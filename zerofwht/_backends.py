@@ -96,11 +96,14 @@ AUTO_ORDER = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 ENV_VAR = "ZEROFWHT_BACKEND"
 
 
-def canonical_name(name: Optional[str]) -> Optional[str]:
-    """Map a user-given backend name (or None / "auto") to a key of BACKENDS, or None for auto."""
+def canonical_name(name: Optional[str], table: Optional[dict] = None, env_var: str = ENV_VAR,
+                   what: str = "backend") -> Optional[str]:
+    """Map a user-given backend name (or None / "auto"; None falls back to ``env_var``) to a key
+    of ``table`` (default BACKENDS), or None for auto. Shared by the transform and init tables."""
+    table = BACKENDS if table is None else table
     if name is None:
-        name = os.environ.get(ENV_VAR) or None
-        source = f"environment variable {ENV_VAR}"
+        name = os.environ.get(env_var) or None
+        source = f"environment variable {env_var}"
     else:
         source = "backend"
     if name is None or name == "auto":
@@ -108,9 +111,9 @@ def canonical_name(name: Optional[str]) -> Optional[str]:
     if not isinstance(name, str):
         raise TypeError(f"backend must be a string or None, got {type(name).__name__} {name!r}")
     key = ALIASES.get(name.lower(), name.lower())
-    if key not in BACKENDS:
-        raise ValueError(f"{source}={name!r} is not a known backend; choose one of "
-                         f"{sorted(BACKENDS)} or 'auto'")
+    if key not in table:
+        raise ValueError(f"{source}={name!r} is not a known {what}; choose one of "
+                         f"{sorted(table)} or 'auto'")
     return key
 
 
@@ -237,16 +240,8 @@ def select_init(w: torch.Tensor, name: Optional[str] = None) -> InitBackend:
     """The backend that fills ``w``: the one named (``name``, else ZEROFWHT_INIT_BACKEND), else the
     first of INIT_AUTO_ORDER[w.device.type] that accepts it. A named backend that cannot fill ``w``
     raises RuntimeError with the reason."""
-    source = "backend"
-    if name is None:
-        name, source = os.environ.get(INIT_ENV_VAR) or None, f"environment variable {INIT_ENV_VAR}"
-    if name is not None and name != "auto":
-        if not isinstance(name, str):
-            raise TypeError(f"backend must be a string or None, got {type(name).__name__} {name!r}")
-        key = ALIASES.get(name.lower(), name.lower())
-        if key not in INIT_BACKENDS:
-            raise ValueError(f"{source}={name!r} is not a known init backend; choose one of "
-                             f"{sorted(INIT_BACKENDS)} or 'auto'")
+    key = canonical_name(name, INIT_BACKENDS, INIT_ENV_VAR, "init backend")
+    if key is not None:
         reason = INIT_BACKENDS[key].refuse(w)
         if reason:
             raise RuntimeError(f"zerofwht init backend {key!r} cannot fill this tensor: {reason}")

@@ -591,15 +591,6 @@ if IMPORT_ERROR is None:
         _check_args("zerofwht::fwht_triton", x, n, out_features)
         return x.new_empty((*x.shape[:-1], out_features))
 
-    def _setup_context(ctx, inputs, output):
-        x, n, _out_features, scale = inputs
-        ctx.d_in, ctx.n, ctx.scale = x.shape[-1], n, scale
-
-    def _backward(ctx, grad):
-        # adjoint of s * I*(out x n) H_n I*(n x in) = s * I*(in x n) H_n I*(n x out): the same op
-        # with d_in and out_features swapped (differentiable again: double backward works)
-        return torch.ops.zerofwht.fwht_triton(grad, ctx.n, ctx.d_in, ctx.scale), None, None, None
-
     def _fake_out(x, n, out_features, scale, out):
         _check_args("zerofwht::fwht_triton_out", x, n, out_features)
         _check_out(x, out, (*x.shape[:-1], out_features))
@@ -613,6 +604,11 @@ if IMPORT_ERROR is None:
         for name, fn in (("fwht_triton", _fake), ("fwht_triton_out", _fake_out),
                          ("fwht_triton_inplace", _fake_inplace)):
             torch.library.register_fake(f"zerofwht::{name}")(fn)
-        torch.library.register_autograd("zerofwht::fwht_triton", _backward, setup_context=_setup_context)
+        # Same autograd as every transform op (ops.py): the backward is this op with d_in and
+        # out_features swapped, so double backward works.
+        from . import ops
+        torch.library.register_autograd("zerofwht::fwht_triton",
+                                        ops._make_backward(torch.ops.zerofwht.fwht_triton),
+                                        setup_context=ops._setup_context)
 
     _register()

@@ -1,11 +1,14 @@
 // The one registration block: every schema of the compiled ops, plus the small Python module
 // `zerofwht._C` (imported for these registrations; it also reports how it was built).
-// Implementations are registered by the device glue files (cpu_ops.cpp; CUDA later).
+// Implementations are registered by the device glue files (cpu_ops.cpp, cuda_ops.cu).
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/extension.h>
 #include <torch/library.h>
 
 #include "fwht_cpu.h"
+#if ZEROFWHT_WITH_CUDA
+#include "fwht_cuda.cuh"
+#endif
 
 TORCH_LIBRARY(zerofwht, m) {
   // y = scale * (H_n pad_n(x))[..., :out_features] over the last dimension of x (..., d_in).
@@ -41,6 +44,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "zerofwht compiled kernels (imported for their torch.library registrations)";
   m.def("built_with_cuda", [] { return ZEROFWHT_WITH_CUDA != 0; },
         "Whether the CUDA kernels were compiled into this extension.");
+#if ZEROFWHT_WITH_CUDA
+  m.def("cuda_max_log_n", [](int dtype_code, int max_smem_bytes) {
+          return zerofwht::cuda::max_log_n(static_cast<zerofwht::cuda::DType>(dtype_code), max_smem_bytes);
+        },
+        "Longest transform (log2 n) of the CUDA kernel for a dtype code (0 fp32, 1 fp64, 2 fp16, "
+        "3 bf16) on a device with this much opt-in shared memory per block.");
+#endif
   m.def("cpu_isa", [] { return std::string(zerofwht::cpu::active_kernels().isa); },
         "The instruction set the CPU kernels run with: avx512, avx2 or generic.");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Ahead-of-time check of the torch-free CUDA kernels without a GPU (DESIGN.md section 6):
-#   1. nvcc -c csrc/init_cuda.cu for sm_80 and sm_90 with -Xptxas -v; fails on any spill, stack
-#      frame or local memory in a kernel;
-#   2. builds tests/init_cuda_emulate.cu (the CUDA kernel body run for every thread of its grid on
-#      the host, against the C++ CPU kernel and the element rule) and runs it.
+#   1. nvcc -c csrc/init_cuda.cu and csrc/fwht_cuda.cu for sm_80 and sm_90 with -Xptxas -v; fails
+#      on any spill, stack frame or local memory in a kernel;
+#   2. builds tests/init_cuda_emulate.cu (the init kernel body run for every thread of its grid on
+#      the host, against the C++ CPU kernel and the element rule) and runs it;
+#   3. builds tests/fwht_cuda_emulate.cu (the transform's index arithmetic checked exhaustively,
+#      bank conflicts, and the kernel bodies run on the host against a butterfly, bit for bit)
+#      and runs it.
 # Usage: scripts/aot_nvcc.sh [cases]   (env: NVCC, ZEROFWHT_AOT_DIR, default build/aot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +15,16 @@ OUT=${ZEROFWHT_AOT_DIR:-build/aot}
 CASES=${1:-3000}
 [ -x "$NVCC" ] || { echo "aot_nvcc: nvcc not found (set NVCC=...)" >&2; exit 2; }
 mkdir -p "$OUT"
-FLAGS=(-O3 -std=c++17 --use_fast_math -lineinfo -Icsrc)
+FLAGS=(-O3 -std=c++17 -lineinfo -diag-suppress=177 -Icsrc)
 ARCHS=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90)
 
 echo "aot_nvcc: $("$NVCC" --version | tail -1)"
-log="$OUT/init_cuda.ptxas.txt"
-"$NVCC" -c "${FLAGS[@]}" "${ARCHS[@]}" -Xptxas -v csrc/init_cuda.cu -o "$OUT/init_cuda.o" >"$log" 2>&1 || {
-  cat "$log" >&2; echo "aot_nvcc: FAILED to compile csrc/init_cuda.cu" >&2; exit 1; }
+log="$OUT/ptxas.txt"
+: >"$log"
+for src in init_cuda fwht_cuda; do
+  "$NVCC" -c "${FLAGS[@]}" "${ARCHS[@]}" -Xptxas -v "csrc/$src.cu" -o "$OUT/$src.o" >>"$log" 2>&1 || {
+    cat "$log" >&2; echo "aot_nvcc: FAILED to compile csrc/$src.cu" >&2; exit 1; }
+done
 # One line per kernel and arch: registers, stack, spills.
 python3 - "$log" <<'PY'
 import re, shutil, subprocess, sys
@@ -26,7 +32,8 @@ def demangle(n):
     tool = shutil.which("c++filt") or shutil.which("cu++filt")
     if tool:
         n = subprocess.run([tool, n], capture_output=True, text=True).stdout.strip() or n
-    return re.sub(r"\(anonymous namespace\)::", "", n).replace("zerofwht::init::cuda::", "")
+    n = re.sub(r"\(anonymous namespace\)::", "", n)
+    return n.replace("zerofwht::init::cuda::", "").replace("zerofwht::cuda::", "")
 text = open(sys.argv[1]).read()
 bad = 0
 entries = re.split(r"ptxas info\s*: Compiling entry function ", text)[1:]
@@ -52,4 +59,9 @@ echo "aot_nvcc: host emulation of the CUDA kernel ($CASES random cases)"
 "$NVCC" "${FLAGS[@]}" -DZEROFWHT_CUDA_EMULATE -gencode arch=compute_90,code=sm_90 \
   tests/init_cuda_emulate.cu csrc/init_cuda.cu csrc/init_cpu.cpp -o "$OUT/init_cuda_emulate"
 "$OUT/init_cuda_emulate" "$CASES"
+
+echo "aot_nvcc: host emulation of the CUDA transform ($CASES random cases)"
+"$NVCC" "${FLAGS[@]}" -DZEROFWHT_CUDA_EMULATE -gencode arch=compute_90,code=sm_90 \
+  tests/fwht_cuda_emulate.cu csrc/fwht_cuda.cu -o "$OUT/fwht_cuda_emulate"
+"$OUT/fwht_cuda_emulate" "$CASES"
 echo "aot_nvcc: OK"

@@ -16,7 +16,7 @@ ROOT=$(pwd)
 VENV=${ZEROFWHT_CUDA_VENV:-$HOME/.cache/zerofwht/cuda-venv}
 BUILD=${ZEROFWHT_CUDA_BUILD:-$HOME/.cache/zerofwht/cuda-build}
 TORCH_SPEC=${ZEROFWHT_CUDA_TORCH_SPEC:-torch==2.14.1}
-CUDA_OPS=${ZEROFWHT_CUDA_OPS:-zerofwht::init_fill_}
+CUDA_OPS=${ZEROFWHT_CUDA_OPS:-zerofwht::fwht,zerofwht::fwht_out,zerofwht::fwht_inplace,zerofwht::init_fill_}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
 export MAX_JOBS=${MAX_JOBS:-2}
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
@@ -65,6 +65,12 @@ for op in os.environ["ZEROFWHT_CUDA_OPS"].split(","):
         print(f"build_cuda_ext: {op} has a {key} kernel: {has}")
         if not has:
             bad.append(f"{op} has no {key} kernel")
+# The CUDA transform's length limits as the Python backend table will read them (A100 / H100).
+for code, smem, want in [(0, 227 * 1024, 27), (2, 227 * 1024, 27), (1, 227 * 1024, 26), (0, 163 * 1024, 27)]:
+    got = _C.cuda_max_log_n(code, smem)
+    print(f"build_cuda_ext: cuda_max_log_n(dtype code {code}, {smem // 1024} KB) = {got}")
+    if got != want:
+        bad.append(f"cuda_max_log_n({code}, {smem}) = {got}, expected {want}")
 # The CPU kernels of the CUDA build (compiled by the same toolchain) still give the exact rules.
 for name, fn, shape in [("zero", init.zero_init_, (5, 3)), ("hadamard", init.hadamard_, (6, 9)),
                         ("idiz", init.idiz_, (3, 5)), ("idic", init.idic_, (4, 2, 3, 3))]:
@@ -72,6 +78,10 @@ for name, fn, shape in [("zero", init.zero_init_, (5, 3)), ("hadamard", init.had
     fn(w, backend="cpp")
     if not torch.equal(w, reference.init_reference(name, shape, dtype=torch.float32)):
         bad.append(f"CPU {name} wrong through the CUDA build")
+x = torch.randn(3, 100, dtype=torch.float64)
+if not torch.allclose(zerofwht.fwht(x, backend="cpp"), reference.fwht_dense(x), rtol=1e-12, atol=1e-12):
+    bad.append("CPU fwht wrong through the CUDA build")
+print("build_cuda_ext: backend table:", [(b["name"], b["available"], b.get("reason")) for b in zerofwht.backends()])
 print("build_cuda_ext:", "FAILED: " + "; ".join(bad) if bad else "OK")
 sys.exit(1 if bad else 0)
 PY

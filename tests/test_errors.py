@@ -209,10 +209,10 @@ def test_backend_not_a_string():
         zerofwht.fwht(x8(), backend=3)
 
 
-@pytest.mark.parametrize("name,reason", [("cuda", "built without CUDA kernels"),
+@pytest.mark.parametrize("name,reason", [("cuda", "built without CUDA kernels|runs on cuda tensors"),
                                          ("triton", "runs on CUDA tensors")])
 def test_unavailable_backend_says_why(name, reason):
-    with pytest.raises(RuntimeError, match=rf"backend '{name}' cannot run this input: .*{reason}"):
+    with pytest.raises(RuntimeError, match=rf"backend '{name}' cannot run this input: .*({reason})"):
         zerofwht.fwht(x8(), backend=name)
 
 

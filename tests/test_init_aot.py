@@ -3,9 +3,11 @@ through the scripts that also run by hand:
 
 * scripts/aot_triton.py: every Triton init kernel configuration compiled for sm_80 and sm_90,
   no spills / local memory;
-* scripts/aot_nvcc.sh: csrc/init_cuda.cu compiled with nvcc -c for sm_80 and sm_90 (-Xptxas -v,
-  no spills / stack / local memory), and its kernel body run for every thread of its grid on the
-  host against the C++ CPU kernel (tests/init_cuda_emulate.cu);
+* scripts/aot_nvcc.sh: csrc/init_cuda.cu and csrc/fwht_cuda.cu compiled with nvcc -c for sm_80
+  and sm_90 (-Xptxas -v, no spills / stack / local memory); the init kernel body run for every
+  thread of its grid on the host against the C++ CPU kernel (tests/init_cuda_emulate.cu); the
+  transform's index arithmetic checked exhaustively, its shared-memory bank conflicts, and its
+  kernel bodies emulated on the host against a butterfly, bit for bit (tests/fwht_cuda_emulate.cu);
 * scripts/build_cuda_ext.sh: the whole extension built against the CUDA build of torch (cached
   venv outside the clone) and imported, CUDA kernels registered. Minutes when cold, so it runs
   only with ZEROFWHT_TEST_CUDA_EXT=1.
@@ -44,7 +46,10 @@ def test_aot_nvcc_and_host_emulation(tmp_path):
     rc, out = run(["bash", "scripts/aot_nvcc.sh", "2000"], timeout=600,
                   env={"NVCC": nvcc(), "ZEROFWHT_AOT_DIR": str(tmp_path)})
     assert rc == 0, out[-6000:]
-    assert "0 with spills / stack / local memory" in out and "0 mismatches" in out, out[-3000:]
+    assert "0 with spills / stack / local memory" in out, out[-3000:]
+    assert "init_cuda_emulate: 2000 cases, 0 mismatches" in out, out[-3000:]
+    assert "fwht_cuda_emulate: 0 failed checks, 0 mismatches" in out, out[-3000:]
+    assert "fwht_cuda" in out and "fwht_rows_kernel" in out and "fwht_cols_kernel" in out, out[-3000:]
 
 
 @pytest.mark.skipif(os.environ.get("ZEROFWHT_TEST_CUDA_EXT") != "1",

@@ -60,9 +60,46 @@ def _cuda_present() -> Optional[str]:
     if not EXTENSION["loaded"]:
         return f"the compiled extension is not available ({EXTENSION['error']})"
     if not EXTENSION["cuda"]:
-        return ("zerofwht._C was built without CUDA kernels (no CUDA kernel is implemented yet in "
-                "this version, see the README support matrix)")
+        return ("zerofwht._C was built without CUDA kernels (a CPU build of torch or no CUDA "
+                "toolkit at build time; see the README's support matrix)")
+    if not _op_has_kernel("zerofwht::fwht", "CUDA"):
+        return ("zerofwht._C has no CUDA kernel for fwht (an extension built before it existed: "
+                "rebuild with pip install --no-build-isolation -e .)")
     return None
+
+
+_CUDA_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+_CUDA_MAX_LOG_N: dict = {}
+
+
+def cuda_max_n(dtype: torch.dtype, device: torch.device) -> int:
+    """Longest transform the CUDA kernel takes for ``dtype`` on ``device`` (it depends on the
+    device's shared memory per block: 2^27 on A100 / H100 for 2-4 byte types, 2^26 for fp64)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    key = (dtype, index)
+    if key not in _CUDA_MAX_LOG_N:
+        from . import _C
+        smem = torch.cuda.get_device_properties(index).shared_memory_per_block_optin
+        _CUDA_MAX_LOG_N[key] = _C.cuda_max_log_n(_CUDA_DTYPE_CODES[dtype], int(smem))
+    return 1 << _CUDA_MAX_LOG_N[key]
+
+
+def _cuda_check(x: torch.Tensor, n: int) -> Optional[str]:
+    if x.device.type != "cuda":
+        return f"it runs on cuda tensors, got a tensor on {x.device}"
+    if x.dtype not in FLOAT_DTYPES:
+        return f"it supports dtypes float16, bfloat16, float32, float64, got {x.dtype}"
+    limit = cuda_max_n(x.dtype, x.device)
+    if n > limit:
+        return f"it supports n <= {limit} for {x.dtype} on this device, got n={n}"
+    return None
+
+
+def _op_has_kernel(op: str, key: str) -> bool:
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+    except RuntimeError:  # schema not registered
+        return False
 
 
 def _triton_present() -> Optional[str]:
@@ -84,7 +121,8 @@ def _triton_check(x: torch.Tensor, n: int) -> Optional[str]:
 BACKENDS = {
     "cpp": Backend("cpp", "C++ CPU kernel (AVX-512 / AVX2 / portable, chosen at run time)",
                    ("cpu",), FLOAT_DTYPES, 1 << 30, _cpp_present),
-    "cuda": Backend("cuda", "CUDA kernel", ("cuda",), FLOAT_DTYPES, 1 << 26, _cuda_present),
+    "cuda": Backend("cuda", "CUDA kernel (registers + warp shuffles + shared memory; two passes "
+                    "for n > 2^15)", ("cuda",), FLOAT_DTYPES, 1 << 27, _cuda_present, _cuda_check),
     # devices lists CUDA; _triton_check also admits CPU tensors under TRITON_INTERPRET=1 (tests).
     "triton": Backend("triton", "Triton kernel (register butterfly; multi-pass for n > 2^15)",
                       ("cuda",), FLOAT_DTYPES, 1 << 30, _triton_present, _triton_check),

@@ -472,15 +472,34 @@ struct Impl {
     }
     const bool row_in_y = in_y && p.d_out == p.n;
     C* buf = row_in_y ? nullptr : scratch(0, p.n);
+    const bool sub_blocked = p.n >= 4 * kSubElems;
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + row_offset(p.x_layout, r);
       T* yr = y + row_offset(p.y_layout, r);
       C* work = row_in_y ? reinterpret_cast<C*>(yr) : buf;
-      K::stages(std::max<int64_t>(p.n, K::W), 1, p.n, RowLoad<T>{xr, p.d_in},
-                RowStore<T>{yr, p.d_out, scale, scaled, plan.stream}, work);
+      const RowStore<T> st{yr, p.d_out, scale, scaled, plan.stream};
+      if (!sub_blocked) {
+        K::stages(std::max<int64_t>(p.n, K::W), 1, p.n, RowLoad<T>{xr, p.d_in}, st, work);
+        continue;
+      }
+      // Rows beyond L1: the stages inside each L1-sized piece first, all their passes while
+      // the piece is in L1; then the stages across pieces (fewer passes over L2). The stage
+      // order, hence every bit of the result, is the same as in one sweep.
+      for (int64_t b = 0; b < p.n; b += kSubElems) {
+        const int64_t valid = std::min(std::max<int64_t>(p.d_in - b, 0), kSubElems);
+        if (valid == 0) {  // H * 0 = 0: a piece entirely in the padding
+          std::memset(static_cast<void*>(work + b), 0, sizeof(C) * size_t(kSubElems));
+          continue;
+        }
+        K::stages(kSubElems, 1, kSubElems, RowLoad<T>{xr + b, valid},
+                  RowStore<C>{work + b, kSubElems, C(1), false, false}, work + b);
+      }
+      K::stages(p.n, kSubElems, p.n, typename K::WorkIO{work}, st, work);
     }
     fence(plan.stream);
   }
+  // L1-sized piece of a row (16 KB of the compute type), see run_rows.
+  static constexpr int64_t kSubElems = (int64_t(16) << 10) / int64_t(sizeof(C));
 
   static void run_blocks(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work_buf,
                          int64_t b0, int64_t b1) {

@@ -5,6 +5,7 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include "cpu_output_cache.h"
 #include "fwht_cpu.h"
 #if ZEROFWHT_WITH_CUDA
 #include "fwht_cuda.cuh"
@@ -51,6 +52,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Longest transform (log2 n) of the CUDA kernel for a dtype code (0 fp32, 1 fp64, 2 fp16, "
         "3 bf16) on a device with this much opt-in shared memory per block.");
 #endif
+  m.def("cpu_cache_stats", [] {
+          const zerofwht::CacheStats s = zerofwht::cpu_cache_stats();
+          return pybind11::dict(pybind11::arg("cached_bytes") = s.cached_bytes,
+                                pybind11::arg("limit_bytes") = s.limit_bytes, pybind11::arg("buffers") = s.buffers,
+                                pybind11::arg("hits") = s.hits, pybind11::arg("misses") = s.misses);
+        },
+        "The CPU output cache: bytes kept, limit, buffers, hits and misses.");
+  m.def("cpu_cache_clear", &zerofwht::cpu_cache_clear, "Return every cached CPU output buffer to the system.");
+  m.def("cpu_cache_set_limit", &zerofwht::cpu_cache_set_limit, pybind11::arg("bytes"),
+        "Most bytes of freed CPU outputs kept for reuse (0 turns the cache off).");
   m.def("cpu_isa", [] { return std::string(zerofwht::cpu::active_kernels().isa); },
         "The instruction set the CPU kernels run with: avx512, avx2 or generic.");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },

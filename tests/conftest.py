@@ -13,12 +13,17 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
 
-import zerofwht
-from zerofwht import reference
+# Every output buffer the CPU output cache hands out is NaN-filled first (before zerofwht
+# allocates anything), so a reused buffer cannot hide an element a kernel failed to write.
+os.environ.setdefault("ZEROFWHT_CPU_CACHE_POISON", "1")
+
+import zerofwht  # noqa: E402
+from zerofwht import reference  # noqa: E402
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 DTYPE_IDS = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}

@@ -57,6 +57,34 @@ __all__ = ["fwht", "fwht_", "hadamard_transform", "reference", "backends", "cpu_
 __all__ += ["init", "init_backends", "nn", "gradinit"]
 
 
+def cpu_cache_stats() -> dict:
+    """The CPU transform's output cache: ``cached_bytes``, ``limit_bytes``, ``buffers``, ``hits``,
+    ``misses``. Outputs of at least 1 MB come from buffers of freed outputs when one of the same
+    size is kept (no page faults on fresh memory); the limit is ``ZEROFWHT_CPU_CACHE_MB``
+    (default 1024) or :func:`set_cpu_cache_limit`."""
+    if _C is None:
+        raise RuntimeError(f"zerofwht._C is not available: {_backends.EXTENSION['error']}")
+    return dict(_C.cpu_cache_stats())
+
+
+def cpu_cache_clear() -> None:
+    """Return every cached CPU output buffer to the system (like ``torch.cuda.empty_cache``)."""
+    if _C is not None:
+        _C.cpu_cache_clear()
+
+
+def set_cpu_cache_limit(nbytes: int) -> None:
+    """Keep at most ``nbytes`` of freed CPU outputs for reuse (0 turns the cache off)."""
+    if _C is None:
+        raise RuntimeError(f"zerofwht._C is not available: {_backends.EXTENSION['error']}")
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+        raise ValueError(f"nbytes must be a non-negative int, got {nbytes!r}")
+    _C.cpu_cache_set_limit(nbytes)
+
+
+__all__ += ["cpu_cache_stats", "cpu_cache_clear", "set_cpu_cache_limit"]
+
+
 def init_backends() -> list[dict]:
     """The backend table of the initializers' fused fill (zerofwht.init), with reasons."""
     return _backends.init_table()

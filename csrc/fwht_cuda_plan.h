@@ -34,11 +34,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define ZF_HD __host__ __device__ __forceinline__
-#else
-#define ZF_HD inline
-#endif
+#include "hd.h"
 
 namespace zerofwht {
 namespace cuda {

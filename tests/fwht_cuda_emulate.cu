@@ -27,6 +27,7 @@
 
 #include "fwht_cuda.cuh"
 #include "fwht_cuda_plan.h"
+#include "emulate_rng.h"
 
 using namespace zerofwht::cuda;
 
@@ -44,14 +45,9 @@ int failures = 0;
     }                                          \
   } while (0)
 
-uint64_t rng_state = 0x243F6A8885A308D3ull;
-uint64_t next_u64() {  // xorshift64*
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return rng_state * 0x2545F4914F6CDD1Dull;
-}
-int64_t uniform(int64_t lo, int64_t hi) { return lo + int64_t(next_u64() % uint64_t(hi - lo + 1)); }
+EmulateRng rng{0x243F6A8885A308D3ull};
+uint64_t next_u64() { return rng.next_u64(); }
+int64_t uniform(int64_t lo, int64_t hi) { return rng.uniform(lo, hi); }
 double normal() {  // Box-Muller
   const double u1 = (double(next_u64() >> 11) + 0.5) / 9007199254740992.0;
   const double u2 = double(next_u64() >> 11) / 9007199254740992.0;

@@ -15,19 +15,15 @@
 #include "init_cpu.h"
 #include "init_cuda.cuh"
 #include "init_params.h"
+#include "emulate_rng.h"
 
 using namespace zerofwht::init;
 
 namespace {
 
-uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-uint64_t next_u64() {  // xorshift64*
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return rng_state * 0x2545F4914F6CDD1Dull;
-}
-int64_t uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next_u64() % uint64_t(hi - lo + 1)); }
+EmulateRng rng{0x9E3779B97F4A7C15ull};
+uint64_t next_u64() { return rng.next_u64(); }
+int64_t uniform(int64_t lo, int64_t hi) { return rng.uniform(lo, hi); }
 
 void store_bits(unsigned char* base, int64_t index, int eb, uint64_t bits) {
   std::memcpy(base + index * eb, &bits, eb);  // little-endian: the low eb bytes

@@ -253,10 +253,7 @@ void fwht_out_cpu(const at::Tensor& x, int64_t n, int64_t out_features, double s
   check_args("zerofwht::fwht_out", x, n, out_features);
   check_out("zerofwht::fwht_out", x, out_features, out);
   cpu::RowLayout layout;
-  const auto overlap = at::get_overlap_status(out, x);
-  const bool exact_alias = overlap == at::MemOverlapStatus::Full && out.strides() == x.strides() &&
-                           x.size(-1) == n && out_features == n;
-  if (writable(out, &layout) && (overlap == at::MemOverlapStatus::No || exact_alias)) {
+  if (writable(out, &layout) && may_write_directly(x, n, out_features, out)) {
     run(x, n, out_features, scale, out);
   } else {  // strided last dim, partial overlap with x, or too many batch dims: via a temporary
     out.copy_(fwht_cpu(x, n, out_features, scale));

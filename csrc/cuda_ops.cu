@@ -119,10 +119,7 @@ void fwht_out_cuda(const at::Tensor& x, int64_t n, int64_t out_features, double 
   TORCH_CHECK(x.is_cuda(), op, ": x must be a CUDA tensor, got one on ", x.device());
   check_length(op, x, n);
   int64_t stride = 0;
-  const auto overlap = at::get_overlap_status(out, x);
-  const bool exact_alias = overlap == at::MemOverlapStatus::Full && out.strides() == x.strides() &&
-                           x.size(-1) == n && out_features == n;
-  if (uniform_rows(out, &stride) && (overlap == at::MemOverlapStatus::No || exact_alias)) {
+  if (uniform_rows(out, &stride) && may_write_directly(x, n, out_features, out)) {
     run_fwht(op, x, n, out_features, scale, out);
   } else {  // a layout the kernel cannot write, or a partial overlap with x: via a temporary
     out.copy_(fwht_cuda(x, n, out_features, scale));

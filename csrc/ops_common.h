@@ -33,4 +33,14 @@ inline void check_out(const char* op, const at::Tensor& x, int64_t out_features,
               ": out has internal overlap (e.g. an expanded tensor); it cannot be written");
 }
 
+// Whether the kernel may write `out` directly (its layout permitting): out does not overlap x, or
+// out IS x (same memory, same strides) in a square transform, which runs in place. Any other
+// overlap goes through a temporary.
+inline bool may_write_directly(const at::Tensor& x, int64_t n, int64_t out_features, const at::Tensor& out) {
+  const auto overlap = at::get_overlap_status(out, x);
+  const bool exact_alias = overlap == at::MemOverlapStatus::Full && out.strides() == x.strides() &&
+                           x.size(-1) == n && out_features == n;
+  return overlap == at::MemOverlapStatus::No || exact_alias;
+}
+
 }  // namespace zerofwht

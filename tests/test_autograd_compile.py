@@ -131,3 +131,53 @@ def test_compile_fullgraph_forward_and_backward(backend_name):
         torch.testing.assert_close(x_comp.grad, x_eager.grad, rtol=1e-5, atol=1e-5)
     finally:
         torch._dynamo.reset()
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward-mode AD (the transform is linear: its JVP is the same transform of the tangent) and
+# the call below autograd when no gradient can flow
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+@pytest.mark.parametrize("dim,n,d_out", [(-1, 16, 16), (-1, 16, 5), (0, 8, 8)])
+def test_forward_mode_ad_dual_tensors(backend, dim, n, d_out):
+    import torch.autograd.forward_ad as fwAD
+    x = torch.randn(6, 6, dtype=torch.float64)
+    t = torch.randn(6, 6, dtype=torch.float64)
+    f = lambda a: zerofwht.fwht(a, n, dim, norm="ortho", out_features=d_out, backend=backend)  # noqa: E731
+    with fwAD.dual_level():
+        y = f(fwAD.make_dual(x, t))
+        primal, tangent = fwAD.unpack_dual(y)
+    assert tangent is not None, "the tangent was dropped"
+    torch.testing.assert_close(primal, f(x), rtol=0, atol=0)
+    torch.testing.assert_close(tangent, f(t), rtol=0, atol=0)
+    _, jvp_out = torch.func.jvp(f, (x,), (t,))
+    torch.testing.assert_close(jvp_out, f(t), rtol=0, atol=0)
+
+
+def test_forward_mode_ad_refused_by_out_and_in_place():
+    import torch.autograd.forward_ad as fwAD
+    x = torch.randn(2, 8, dtype=torch.float64)
+    with fwAD.dual_level():
+        d = fwAD.make_dual(x, torch.randn_like(x))
+        with pytest.raises(RuntimeError, match=r"out=.*does not support forward-mode AD"):
+            zerofwht.fwht(d, out=torch.empty(2, 8, dtype=torch.float64))
+        with pytest.raises(RuntimeError, match=r"fwht_ does not support forward-mode AD"):
+            zerofwht.fwht_(d)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+def test_no_grad_paths_give_plain_tensors_and_grad_paths_record(backend):
+    x = torch.randn(3, 8, requires_grad=True)
+    with torch.no_grad():
+        y = zerofwht.fwht(x, backend=backend)
+    assert not y.requires_grad and y.grad_fn is None
+    y2 = zerofwht.fwht(x.detach(), backend=backend)
+    assert not y2.requires_grad
+    torch.testing.assert_close(y, y2, rtol=0, atol=0)
+    y3 = zerofwht.fwht(x, norm="ortho", backend=backend)
+    assert y3.requires_grad and y3.grad_fn is not None
+    y3.sum().backward()
+    torch.testing.assert_close(x.grad, zerofwht.fwht(torch.ones(3, 8), norm="ortho"), rtol=1e-6, atol=1e-6)
+    with torch.inference_mode():
+        y4 = zerofwht.fwht(torch.randn(3, 8), backend=backend)
+    assert y4.is_inference()

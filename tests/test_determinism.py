@@ -46,6 +46,10 @@ THREAD_CASES = [
     pytest.param(1, (1 << 20) - 7, 1 << 20, 12345, id="row-din1048569-n1048576-dout12345"),
     pytest.param(1, 1 << 13, 1 << 13, 1 << 13, id="row-n8192"),
     pytest.param(3, 1 << 15, 1 << 15, 1 << 15, id="rows3-n32768"),
+    # two-sweep rows, whole rows per thread (per-thread work rows when d_out < n)
+    pytest.param(4, (1 << 19) - 5, 1 << 19, 300000, id="rows4-din524283-n524288-dout300000"),
+    pytest.param(2, 1 << 19, 1 << 19, 1 << 19, id="rows2-n524288"),
+    pytest.param(3, 1 << 19, 1 << 19, 1 << 19, id="rows3-n524288-split"),
     pytest.param(20000, 32, 32, 32, id="rows20000-n32"),
     pytest.param(999, 100, 128, 77, id="rows999-din100-n128-dout77"),
 ]

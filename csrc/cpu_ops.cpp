@@ -218,16 +218,13 @@ void launch(cpu::FwhtParams& p) {
   // are still split over the threads one row at a time, and so are row counts that would leave
   // threads idle for a large part of the time (e.g. 3 rows on 2 threads).
   const bool balanced = p.rows % threads == 0 || p.rows >= 4 * int64_t(threads);
-  if (threads > 1 && p.rows >= threads && balanced && plan.work_bytes * threads <= kRowParallelWorkBytes) {
+  if ((threads == 1 || (p.rows >= threads && balanced)) && plan.work_bytes * threads <= kRowParallelWorkBytes) {
     at::Tensor work;
     if (plan.needs_work) work = at::empty({plan.work_bytes * threads}, at::TensorOptions().dtype(at::kByte));
     at::parallel_for(0, p.rows, 1, [&](int64_t r0, int64_t r1) {
       void* w = plan.needs_work ? static_cast<char*>(work.data_ptr()) + plan.work_bytes * at::get_thread_num()
                                 : nullptr;
-      for (int64_t r = r0; r < r1; ++r) {
-        k.run_blocks(p, plan, r, w, 0, plan.num_blocks);
-        k.run_groups(p, plan, r, w, 0, plan.num_groups);
-      }
+      for (int64_t r = r0; r < r1; ++r) k.run_row(p, plan, r, w);
     });
     return;
   }

@@ -532,6 +532,47 @@ struct Impl {
     fence(plan.stream);
   }
 
+  // The final store of a row of two blocks, fused with the one stage across them: position i of
+  // the second block's result v meets position i of the first block's result (read back from
+  // w0) as (lo + hi, lo - hi), exactly the butterfly of the second sweep.
+  struct PairStore {
+    const C* w0;
+    RowStore<T> lo, hi;  // the row's first and second halves
+    bool full(int64_t a, int64_t b) const { return lo.full(a, b) && hi.full(a, b); }
+    template <bool kCheck>
+    ZF_INLINE void put(int64_t i, typename K::V v) const {
+      const typename K::V v0 = loadu<typename K::V>(w0 + i);
+      lo.template put<kCheck>(i, v0 + v);
+      hi.template put<kCheck>(i, v0 - v);
+    }
+  };
+
+  // One long row, both sweeps, on the calling thread. A row of exactly two blocks skips the second
+  // sweep: the second block's last pass does the stage across the blocks (PairStore) while the
+  // first block's result is still in L2/L3. Same butterflies in the same order: same bits.
+  static void run_row(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work_buf) {
+    if (plan.num_blocks != 2 || plan.stream) {
+      run_blocks(p, plan, r, work_buf, 0, plan.num_blocks);
+      run_groups(p, plan, r, work_buf, 0, plan.num_groups);
+      return;
+    }
+    const T* xr = static_cast<const T*>(p.x) + row_offset(p.x_layout, r);
+    T* yr = static_cast<T*>(p.y) + row_offset(p.y_layout, r);
+    C* work = plan.needs_work ? static_cast<C*>(work_buf) : reinterpret_cast<C*>(yr);
+    const int64_t B = plan.block;
+    run_blocks(p, plan, r, work_buf, 0, 1);
+    const C scale = C(p.scale);
+    const bool scaled = scale != C(1);
+    const PairStore st{work, RowStore<T>{yr, p.d_out, scale, scaled, false},
+                       RowStore<T>{yr + B, p.d_out - B, scale, scaled, false}};
+    const int64_t valid = std::min(std::max<int64_t>(p.d_in - B, 0), B);
+    if (valid == 0) {  // the second block is padding: both halves are the first block's result
+      for (int64_t i = 0; i < B; i += K::W) st.template put<true>(i, typename K::V{});
+      return;
+    }
+    row_stages(B, xr + B, valid, st, work + B);
+  }
+
   static void run_groups(const FwhtParams& p, const FwhtPlan& plan, int64_t r, const void* work_buf,
                          int64_t g0, int64_t g1) {
     T* yr = static_cast<T*>(p.y) + row_offset(p.y_layout, r);
@@ -618,6 +659,9 @@ void run_rows(const FwhtParams& p, const FwhtPlan& plan, int64_t r0, int64_t r1)
 void run_blocks(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work, int64_t b0, int64_t b1) {
   ZF_DTYPE_SWITCH(p.dtype, Impl<T>::run_blocks(p, plan, r, work, b0, b1));
 }
+void run_row(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work) {
+  ZF_DTYPE_SWITCH(p.dtype, Impl<T>::run_row(p, plan, r, work));
+}
 void run_groups(const FwhtParams& p, const FwhtPlan& plan, int64_t r, const void* work, int64_t g0,
                 int64_t g1) {
   ZF_DTYPE_SWITCH(p.dtype, Impl<T>::run_groups(p, plan, r, work, g0, g1));
@@ -626,7 +670,7 @@ void run_groups(const FwhtParams& p, const FwhtPlan& plan, int64_t r, const void
 
 }  // namespace
 
-const KernelTable kTable = {ZF_ISA_NAME, &plan, &run_rows, &run_blocks, &run_groups};
+const KernelTable kTable = {ZF_ISA_NAME, &plan, &run_rows, &run_blocks, &run_groups, &run_row};
 
 }  // namespace ZF_ISA_NS
 }  // namespace cpu

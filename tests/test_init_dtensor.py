@@ -82,7 +82,11 @@ WORKER = textwrap.dedent(r'''
     print(f"rank {rank}: {checks} checks, {len(fails)} failures")
     for f in fails[:20]:
         print("FAIL", f)
-    sys.exit(1 if fails else 0)
+    # Report, then leave without running the interpreter's teardown: once in a while gloo's
+    # threads aborted a worker there ("terminate called without an active exception", exit -6)
+    # after every check had passed; the checks, not the teardown, are what this test is about.
+    sys.stdout.flush()
+    os._exit(1 if fails else 0)
 ''')
 
 

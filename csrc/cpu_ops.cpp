@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include <ATen/EmptyTensor.h>
 
 #include "cpu_output_cache.h"
@@ -26,10 +28,19 @@ namespace zerofwht {
 // the buffers of freed outputs (up to a limit, exact page-rounded sizes) and hands them out again,
 // the way PyTorch's CUDA caching allocator does. Tensors made with it are ordinary CPU tensors
 // (resizable; their memory is 64-byte aligned).
+// Buffers of at least kMinHugeBytes are also 2 MB aligned and asked to be backed by transparent huge
+// pages (madvise: with THP in "madvise" mode, the usual setting, memory nobody asks for never gets
+// them):
+// fewer TLB misses, for the strided passes most (measured, one thread, 2^22 fp32 elements per call,
+// medians of three runs, ns per element: n = 2^6 0.295 -> 0.292, 2^9 0.316 -> 0.305,
+// 2^16 0.436 -> 0.427, 2^19 0.572 -> 0.561, 2^20 0.645 -> 0.625). ZEROFWHT_CPU_HUGEPAGES=0 turns
+// this off.
 namespace {
 
 constexpr size_t kMinCachedBytes = size_t(1) << 20;
 constexpr size_t kPage = 4096;
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kMinHugeBytes = size_t(4) << 20;
 
 class OutputCache final : public c10::Allocator {
  public:
@@ -43,8 +54,14 @@ class OutputCache final : public c10::Allocator {
     Block* b = take(bytes);
     if (b == nullptr) {
       void* p = nullptr;
-      TORCH_CHECK(posix_memalign(&p, 64, bytes) == 0 && p != nullptr, "zerofwht: out of memory allocating ",
-                  bytes, " bytes");
+      const bool huge = huge_pages_ && bytes >= kMinHugeBytes;
+      // A huge buffer is rounded up to whole huge pages (at most 2 MB more, under a third).
+      const size_t alloc = huge ? (bytes + kHugePage - 1) / kHugePage * kHugePage : bytes;
+      TORCH_CHECK(posix_memalign(&p, huge ? kHugePage : 64, alloc) == 0 && p != nullptr,
+                  "zerofwht: out of memory allocating ", alloc, " bytes");
+#ifdef MADV_HUGEPAGE
+      if (huge) madvise(p, alloc, MADV_HUGEPAGE);  // a hint: failure leaves ordinary pages
+#endif
       b = new Block{p, bytes};
     }
     if (poison_) std::memset(b->ptr, 0xff, bytes);  // all-ones bits: NaN in every float type
@@ -82,6 +99,8 @@ class OutputCache final : public c10::Allocator {
     // element a kernel fails to write shows instead of reading a previous output.
     const char* poison = std::getenv("ZEROFWHT_CPU_CACHE_POISON");
     poison_ = poison != nullptr && *poison == '1';
+    const char* huge = std::getenv("ZEROFWHT_CPU_HUGEPAGES");
+    huge_pages_ = !(huge != nullptr && *huge == '0');
   }
 
   Block* take(size_t bytes) {
@@ -129,6 +148,7 @@ class OutputCache final : public c10::Allocator {
   std::vector<Block*> free_;  // oldest first
   size_t cached_ = 0, limit_ = 0;
   bool poison_ = false;
+  bool huge_pages_ = true;
   int64_t hits_ = 0, misses_ = 0;
 };
 

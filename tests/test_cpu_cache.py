@@ -87,3 +87,44 @@ def test_cached_outputs_are_ordinary_tensors():
 def test_bad_limit(bad):
     with pytest.raises(ValueError, match=r"nbytes must be a non-negative int, got"):
         zerofwht.set_cpu_cache_limit(bad)
+
+
+def _thp_mode():
+    try:
+        text = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return None
+    return text[text.index("[") + 1:text.index("]")] if "[" in text else None
+
+
+def _anon_huge_kb(ptr):
+    """AnonHugePages of the mapping of this process that holds address ptr (Linux smaps)."""
+    lines = open("/proc/self/smaps").read().splitlines()
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= ptr < hi
+        elif inside and line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    return None
+
+
+def test_large_outputs_are_huge_page_aligned(cache_limit):
+    # Outputs of 4 MB or more are 2 MB aligned and madvise(MADV_HUGEPAGE)'d (csrc/cpu_ops.cpp).
+    x = make_input((4, 1 << 20), torch.float32, seed=3)  # 16 MB
+    y = zerofwht.fwht(x, backend="cpp")
+    assert y.data_ptr() % (2 << 20) == 0
+    small = zerofwht.fwht(make_input((1, 1 << 18), torch.float32, seed=4), backend="cpp")  # 1 MB
+    assert small.data_ptr() % 64 == 0
+
+
+@pytest.mark.skipif(_thp_mode() not in ("always", "madvise"),
+                    reason="transparent huge pages are off on this kernel (alignment is checked above)")
+def test_large_outputs_get_transparent_huge_pages(cache_limit):
+    x = make_input((4, 1 << 20), torch.float32, seed=3)
+    y = zerofwht.fwht(x, backend="cpp")
+    huge = _anon_huge_kb(y.data_ptr())
+    assert huge is not None, "no /proc/self/smaps entry holds the output"
+    assert huge > 0, "the 16 MB output got no transparent huge page"

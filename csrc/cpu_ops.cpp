@@ -28,13 +28,13 @@ namespace zerofwht {
 // the buffers of freed outputs (up to a limit, exact page-rounded sizes) and hands them out again,
 // the way PyTorch's CUDA caching allocator does. Tensors made with it are ordinary CPU tensors
 // (resizable; their memory is 64-byte aligned).
-// Buffers of at least kMinHugeBytes are also 2 MB aligned and asked to be backed by transparent huge
-// pages (madvise: with THP in "madvise" mode, the usual setting, memory nobody asks for never gets
-// them):
+// Buffers of at least kMinHugeBytes are mappings of their own, 2 MB aligned and asked to be backed
+// by transparent huge pages (madvise: with THP in "madvise" mode, the usual setting, memory nobody
+// asks for never gets them):
 // fewer TLB misses, for the strided passes most (measured, one thread, 2^22 fp32 elements per call,
-// medians of three runs, ns per element: n = 2^6 0.295 -> 0.292, 2^9 0.316 -> 0.305,
-// 2^16 0.436 -> 0.427, 2^19 0.572 -> 0.561, 2^20 0.645 -> 0.625). ZEROFWHT_CPU_HUGEPAGES=0 turns
-// this off.
+// medians of three interleaved runs, ns per element, 4 KB -> huge pages: n = 2^6 0.303 -> 0.292,
+// 2^9 0.332 -> 0.312, 2^16 0.447 -> 0.422, 2^17 0.487 -> 0.461, 2^18 0.528 -> 0.501,
+// 2^19 0.584 -> 0.556, 2^20 0.660 -> 0.625). ZEROFWHT_CPU_HUGEPAGES=0 turns this off.
 namespace {
 
 constexpr size_t kMinCachedBytes = size_t(1) << 20;
@@ -53,16 +53,13 @@ class OutputCache final : public c10::Allocator {
     const size_t bytes = (std::max<size_t>(n, 1) + kPage - 1) / kPage * kPage;
     Block* b = take(bytes);
     if (b == nullptr) {
-      void* p = nullptr;
-      const bool huge = huge_pages_ && bytes >= kMinHugeBytes;
-      // A huge buffer is rounded up to whole huge pages (at most 2 MB more, under a third).
-      const size_t alloc = huge ? (bytes + kHugePage - 1) / kHugePage * kHugePage : bytes;
-      TORCH_CHECK(posix_memalign(&p, huge ? kHugePage : 64, alloc) == 0 && p != nullptr,
-                  "zerofwht: out of memory allocating ", alloc, " bytes");
-#ifdef MADV_HUGEPAGE
-      if (huge) madvise(p, alloc, MADV_HUGEPAGE);  // a hint: failure leaves ordinary pages
-#endif
-      b = new Block{p, bytes};
+      b = (huge_pages_ && bytes >= kMinHugeBytes) ? map_huge(bytes) : nullptr;
+      if (b == nullptr) {
+        void* p = nullptr;
+        TORCH_CHECK(posix_memalign(&p, 64, bytes) == 0 && p != nullptr, "zerofwht: out of memory allocating ",
+                    bytes, " bytes");
+        b = new Block{p, bytes, 0};
+      }
     }
     if (poison_) std::memset(b->ptr, 0xff, bytes);  // all-ones bits: NaN in every float type
     return {b->ptr, b, &OutputCache::release, c10::Device(c10::DeviceType::CPU)};
@@ -89,8 +86,36 @@ class OutputCache final : public c10::Allocator {
  private:
   struct Block {
     void* ptr;
-    size_t bytes;
+    size_t bytes;   // the size asked for (page-rounded): the key for reuse
+    size_t mapped;  // > 0: a mapping of this many bytes of its own (munmap); 0: from malloc
   };
+
+  // A fresh anonymous mapping, 2 MB aligned and rounded up to whole huge pages (at most 2 MB more),
+  // marked MADV_HUGEPAGE before anything touches it, so that its first-touch faults take huge pages
+  // (memory recycled by malloc may already be backed by 4 KB pages). nullptr if that fails.
+  static Block* map_huge(size_t bytes) {
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
+    const size_t len = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* raw = mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+    if (aligned > start) munmap(raw, aligned - start);  // trim to the aligned range
+    const size_t tail = (start + len + kHugePage) - (aligned + len);
+    if (tail > 0) munmap(reinterpret_cast<void*>(aligned + len), tail);
+    void* p = reinterpret_cast<void*>(aligned);
+    madvise(p, len, MADV_HUGEPAGE);  // a hint: if refused, ordinary pages
+    return new Block{p, bytes, len};
+#else
+    (void)bytes;
+    return nullptr;
+#endif
+  }
+  static void free_block(Block* b) {
+    if (b->mapped > 0) munmap(b->ptr, b->mapped);
+    else std::free(b->ptr);
+    delete b;
+  }
 
   OutputCache() {
     const char* env = std::getenv("ZEROFWHT_CPU_CACHE_MB");
@@ -130,8 +155,7 @@ class OutputCache final : public c10::Allocator {
         return;
       }
     }
-    std::free(b->ptr);
-    delete b;
+    free_block(b);
   }
 
   void trim_locked(size_t target) {
@@ -139,8 +163,7 @@ class OutputCache final : public c10::Allocator {
       Block* b = free_.front();
       free_.erase(free_.begin());
       cached_ -= b->bytes;
-      std::free(b->ptr);
-      delete b;
+      free_block(b);
     }
   }
 

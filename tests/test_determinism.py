@@ -20,6 +20,8 @@ CASES = [
     pytest.param(1, 9000, 1 << 14, (1 << 14) - 1, id="row-din9000-n16384-dout16383"),
     pytest.param(2, 1 << 16, 1 << 16, 1 << 16, id="rows2-n65536"),
     pytest.param(1, 1 << 18, 1 << 18, 5000, id="row-n262144-dout5000"),
+    pytest.param(2, 1 << 17, 1 << 17, 1 << 17, id="rows2-n131072"),  # 64 KB pieces (fp32)
+    pytest.param(1, 70000, 1 << 17, 100001, id="row-din70000-n131072-dout100001"),
 ]
 DTYPES = [pytest.param(dt, id=dtype_id(dt)) for dt in FLOAT_DTYPES]
 

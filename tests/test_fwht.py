@@ -204,6 +204,25 @@ def test_two_block_rows_match_butterfly_reference(num_threads, impl, threads, dt
     assert_close_to_reference(y, butterfly_reference(x, n, d_out, 0.5), dtype, n)
 
 
+PIECE64_CASES = [  # rows of 512 KB (compute type): 64 KB pieces, one pass across them
+    pytest.param(torch.float32, 1 << 17, "square", id="fp32-n131072-square"),
+    pytest.param(torch.float32, 1 << 17, "pad+trunc", id="fp32-n131072-pad+trunc"),
+    pytest.param(torch.float32, 1 << 17, "tail-padding", id="fp32-n131072-padding-pieces"),
+    pytest.param(torch.bfloat16, 1 << 17, "pad+trunc", id="bf16-n131072-pad+trunc"),
+    pytest.param(torch.float64, 1 << 16, "square", id="fp64-n65536-square"),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
+@pytest.mark.parametrize("dtype,n,rect", PIECE64_CASES)
+def test_512kb_rows_match_butterfly_reference(num_threads, impl, threads, dtype, n, rect):
+    num_threads(threads)
+    d_in, d_out = (n // 4 + 3, n) if rect == "tail-padding" else rect_sizes(n, rect)
+    x = make_input((3, d_in), dtype, seed=17)
+    y = zerofwht.fwht(x, n, out_features=d_out, scale=0.25, backend=impl)
+    assert_close_to_reference(y, butterfly_reference(x, n, d_out, 0.25), dtype, n)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype,rect", HUGE_CASES)
 def test_n_2_22_single_row_matches_butterfly_reference(impl, dtype, rect):

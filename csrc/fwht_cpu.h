@@ -72,8 +72,7 @@ struct KernelTable {
                      int64_t block_begin, int64_t block_end);
   void (*run_groups)(const FwhtParams& p, const FwhtPlan& plan, int64_t row, const void* work,
                      int64_t group_begin, int64_t group_end);
-  // A whole large row on the calling thread: run_blocks then run_groups over all of it (fused
-  // into one sweep when the row has two blocks); the same result.
+  // A whole large row on the calling thread: run_blocks then run_groups over all of it.
   void (*run_row)(const FwhtParams& p, const FwhtPlan& plan, int64_t row, void* work);
 };
 

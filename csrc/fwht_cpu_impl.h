@@ -543,62 +543,10 @@ struct Impl {
     fence(plan.stream);
   }
 
-  // The final store of a row of Kb blocks, fused with the log2(Kb) stages across them: position i
-  // of the last block's result v meets position i of the other blocks' results (read back from
-  // work, where they wait in L2/L3) in registers, and the Kb outputs go straight to y -- the
-  // butterflies of the second sweep, in the same order (increasing distance): same bits.
-  template <int Kb>
-  struct FanStore {
-    const C* work;        // the row's block results (the last block's region is being computed)
-    int64_t block;        // elements per block
-    RowStore<T> out[Kb];  // block j of the row; its limit is d_out - j * block
-    bool full(int64_t a, int64_t b) const {
-      for (int j = 0; j < Kb; ++j)
-        if (!out[j].full(a, b)) return false;
-      return true;
-    }
-    template <bool kCheck>
-    ZF_INLINE void put(int64_t i, typename K::V v) const {
-      typename K::V a[Kb];
-#pragma GCC unroll 8
-      for (int j = 0; j + 1 < Kb; ++j) a[j] = loadu<typename K::V>(work + j * block + i);
-      a[Kb - 1] = v;
-      K::template across<Kb>(a);
-#pragma GCC unroll 8
-      for (int j = 0; j < Kb; ++j) out[j].template put<kCheck>(i, a[j]);
-    }
-  };
-
-  // One long row, both sweeps, on the calling thread. A row of two blocks skips the second sweep:
-  // the second block's last pass does the stage across the blocks (FanStore<2>) while the first
-  // block's result is still in L2/L3. Not for more blocks: with 4 blocks of 1 MB (n = 2^20) the
-  // last pass had 4 x 4 streams 256 KB / 1 MB apart, all in one L1 and one L2 set (measured, one
-  // thread: 0.70 -> 0.75-0.78 ns per element).
+  // One long row, both sweeps, on the calling thread.
   static void run_row(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work_buf) {
-    if (plan.num_blocks != 2 || plan.stream) {
-      run_blocks(p, plan, r, work_buf, 0, plan.num_blocks);
-      run_groups(p, plan, r, work_buf, 0, plan.num_groups);
-      return;
-    }
-    run_row_fanned<2>(p, plan, r, work_buf);
-  }
-  template <int Kb>
-  static void run_row_fanned(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work_buf) {
-    const T* xr = static_cast<const T*>(p.x) + row_offset(p.x_layout, r);
-    T* yr = static_cast<T*>(p.y) + row_offset(p.y_layout, r);
-    C* work = plan.needs_work ? static_cast<C*>(work_buf) : reinterpret_cast<C*>(yr);
-    const int64_t B = plan.block;
-    run_blocks(p, plan, r, work_buf, 0, Kb - 1);
-    const C scale = C(p.scale);
-    const bool scaled = scale != C(1);
-    FanStore<Kb> st{work, B, {}};
-    for (int j = 0; j < Kb; ++j) st.out[j] = RowStore<T>{yr + j * B, p.d_out - j * B, scale, scaled, false};
-    const int64_t valid = std::min(std::max<int64_t>(p.d_in - (Kb - 1) * B, 0), B);
-    if (valid == 0) {  // the last block is padding: its result is zero
-      for (int64_t i = 0; i < B; i += K::W) st.template put<true>(i, typename K::V{});
-      return;
-    }
-    row_stages(B, xr + (Kb - 1) * B, valid, st, work + (Kb - 1) * B);
+    run_blocks(p, plan, r, work_buf, 0, plan.num_blocks);
+    run_groups(p, plan, r, work_buf, 0, plan.num_groups);
   }
 
   static void run_groups(const FwhtParams& p, const FwhtPlan& plan, int64_t r, const void* work_buf,
@@ -621,8 +569,16 @@ struct Impl {
 };
 
 // Block size: rows up to this many bytes (compute type) are transformed in one sweep with all
-// passes in L2; longer rows go through two sweeps.
+// passes in L2; longer rows go through two sweeps, in blocks of at most this size.
 constexpr int64_t kBlockBytes = int64_t(1024) << 10;
+// Rows of up to kBlocks blocks of kBlockBytes are cut into exactly kBlocks blocks (128 KB ... 1 MB):
+// the stages across the blocks are then one pass over column groups of 8 rows, and the smaller
+// blocks leave L2 room for the input streaming in (measured on 2^22-element calls, ns per element,
+// 1 MB blocks -> 8 blocks: one thread 2^19 0.557 -> 0.526 (it used to be two blocks, the stage
+// across them fused into the second one's last pass), 2^20 0.623 -> 0.592; two threads 2^19
+// 0.279 -> 0.267, 2^20 0.321 -> 0.299. Four or sixteen blocks, or 8 blocks of 128 KB at 2^18
+// instead of one sweep, were no faster).
+constexpr int64_t kBlocks = 8;
 // A column group gathers about this many bytes (num_blocks rows x group columns): it stays in L1/L2
 // while the across-block stages run on it.
 constexpr int64_t kGroupBytes = int64_t(32) << 10;
@@ -642,6 +598,7 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   const int64_t storage_bytes = (p.dtype == DType::kFloat16 || p.dtype == DType::kBFloat16) ? 2 : esz;
   plan.stream = p.rows * p.d_out * storage_bytes >= kStreamBytes;
   int64_t block = kBlockBytes / esz;
+  if (p.n > block && p.n <= kBlocks * block) block = p.n / kBlocks;
   if (p.rows < threads && p.n * esz >= kSplitMinBytes) {
     // Fewer rows than threads: cut each row into at least 2*threads blocks so all threads work.
     int64_t want = 1;

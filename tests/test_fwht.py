@@ -184,19 +184,20 @@ HUGE_CASES = [
 ]
 
 
-TWO_BLOCK_CASES = [  # rows of two 1 MB blocks: the fused single sweep (one thread, or whole rows per thread)
+EIGHT_BLOCK_CASES = [  # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
     pytest.param(torch.float32, 1 << 19, "square", id="fp32-n524288-square"),
     pytest.param(torch.float32, 1 << 19, "pad+trunc", id="fp32-n524288-pad+trunc"),
     pytest.param(torch.float32, 1 << 19, "trunc", id="fp32-n524288-trunc"),
-    pytest.param(torch.float32, 1 << 19, "half-padding", id="fp32-n524288-second-block-padding"),
+    pytest.param(torch.float32, 1 << 19, "half-padding", id="fp32-n524288-second-half-padding"),
     pytest.param(torch.bfloat16, 1 << 19, "pad+trunc", id="bf16-n524288-pad+trunc"),
     pytest.param(torch.float64, 1 << 18, "square", id="fp64-n262144-square"),
+    pytest.param(torch.float32, 1 << 20, "square", id="fp32-n1048576-square"),
 ]
 
 
 @pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
-@pytest.mark.parametrize("dtype,n,rect", TWO_BLOCK_CASES)
-def test_two_block_rows_match_butterfly_reference(num_threads, impl, threads, dtype, n, rect):
+@pytest.mark.parametrize("dtype,n,rect", EIGHT_BLOCK_CASES)
+def test_eight_block_rows_match_butterfly_reference(num_threads, impl, threads, dtype, n, rect):
     num_threads(threads)
     d_in, d_out = (n // 2 - 3, n - 5) if rect == "half-padding" else rect_sizes(n, rect)
     x = make_input((2, d_in), dtype, seed=19)

@@ -184,44 +184,36 @@ HUGE_CASES = [
 ]
 
 
-EIGHT_BLOCK_CASES = [  # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
-    pytest.param(torch.float32, 1 << 19, "square", id="fp32-n524288-square"),
-    pytest.param(torch.float32, 1 << 19, "pad+trunc", id="fp32-n524288-pad+trunc"),
-    pytest.param(torch.float32, 1 << 19, "trunc", id="fp32-n524288-trunc"),
-    pytest.param(torch.float32, 1 << 19, "half-padding", id="fp32-n524288-second-half-padding"),
-    pytest.param(torch.bfloat16, 1 << 19, "pad+trunc", id="bf16-n524288-pad+trunc"),
-    pytest.param(torch.float64, 1 << 18, "square", id="fp64-n262144-square"),
-    pytest.param(torch.float32, 1 << 20, "square", id="fp32-n1048576-square"),
+LONG_ROW_CASES = [
+    # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
+    pytest.param(torch.float32, 1 << 19, "square", id="8blocks-fp32-n524288-square"),
+    pytest.param(torch.float32, 1 << 19, "pad+trunc", id="8blocks-fp32-n524288-pad+trunc"),
+    pytest.param(torch.float32, 1 << 19, "trunc", id="8blocks-fp32-n524288-trunc"),
+    pytest.param(torch.float32, 1 << 19, "half-padding", id="8blocks-fp32-n524288-second-half-padding"),
+    pytest.param(torch.bfloat16, 1 << 19, "pad+trunc", id="8blocks-bf16-n524288-pad+trunc"),
+    pytest.param(torch.float64, 1 << 18, "square", id="8blocks-fp64-n262144-square"),
+    pytest.param(torch.float32, 1 << 20, "square", id="8blocks-fp32-n1048576-square"),
+    # rows of 512 KB (compute type): 64 KB pieces, one pass across them
+    pytest.param(torch.float32, 1 << 17, "square", id="64k-pieces-fp32-n131072-square"),
+    pytest.param(torch.float32, 1 << 17, "pad+trunc", id="64k-pieces-fp32-n131072-pad+trunc"),
+    pytest.param(torch.float32, 1 << 17, "tail-padding", id="64k-pieces-fp32-n131072-padding-pieces"),
+    pytest.param(torch.bfloat16, 1 << 17, "pad+trunc", id="64k-pieces-bf16-n131072-pad+trunc"),
+    pytest.param(torch.float64, 1 << 16, "square", id="64k-pieces-fp64-n65536-square"),
 ]
+LONG_ROW_SIZES = {  # (d_in, d_out) of the rectangular kinds only these cases use
+    "half-padding": lambda n: (n // 2 - 3, n - 5),  # the second half of the row is padding
+    "tail-padding": lambda n: (n // 4 + 3, n),      # most pieces are padding
+}
 
 
 @pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
-@pytest.mark.parametrize("dtype,n,rect", EIGHT_BLOCK_CASES)
-def test_eight_block_rows_match_butterfly_reference(num_threads, impl, threads, dtype, n, rect):
+@pytest.mark.parametrize("dtype,n,rect", LONG_ROW_CASES)
+def test_long_rows_match_butterfly_reference(num_threads, impl, threads, dtype, n, rect):
     num_threads(threads)
-    d_in, d_out = (n // 2 - 3, n - 5) if rect == "half-padding" else rect_sizes(n, rect)
+    d_in, d_out = LONG_ROW_SIZES[rect](n) if rect in LONG_ROW_SIZES else rect_sizes(n, rect)
     x = make_input((2, d_in), dtype, seed=19)
     y = zerofwht.fwht(x, n, out_features=d_out, scale=0.5, backend=impl)
     assert_close_to_reference(y, butterfly_reference(x, n, d_out, 0.5), dtype, n)
-
-
-PIECE64_CASES = [  # rows of 512 KB (compute type): 64 KB pieces, one pass across them
-    pytest.param(torch.float32, 1 << 17, "square", id="fp32-n131072-square"),
-    pytest.param(torch.float32, 1 << 17, "pad+trunc", id="fp32-n131072-pad+trunc"),
-    pytest.param(torch.float32, 1 << 17, "tail-padding", id="fp32-n131072-padding-pieces"),
-    pytest.param(torch.bfloat16, 1 << 17, "pad+trunc", id="bf16-n131072-pad+trunc"),
-    pytest.param(torch.float64, 1 << 16, "square", id="fp64-n65536-square"),
-]
-
-
-@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
-@pytest.mark.parametrize("dtype,n,rect", PIECE64_CASES)
-def test_512kb_rows_match_butterfly_reference(num_threads, impl, threads, dtype, n, rect):
-    num_threads(threads)
-    d_in, d_out = (n // 4 + 3, n) if rect == "tail-padding" else rect_sizes(n, rect)
-    x = make_input((3, d_in), dtype, seed=17)
-    y = zerofwht.fwht(x, n, out_features=d_out, scale=0.25, backend=impl)
-    assert_close_to_reference(y, butterfly_reference(x, n, d_out, 0.25), dtype, n)
 
 
 @pytest.mark.slow

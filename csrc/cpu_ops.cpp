@@ -30,10 +30,11 @@ namespace zerofwht {
 // (resizable; their memory is 64-byte aligned).
 // Buffers of at least kMinHugeBytes are mappings of their own, 2 MB aligned and asked to be backed
 // by transparent huge pages (madvise: with THP in "madvise" mode, the usual setting, memory nobody
-// asks for never gets them). That saves TLB misses, in the strided passes most (measured, one thread, 2^22 fp32 elements per call,
-// medians of three interleaved runs, ns per element, 4 KB -> huge pages: n = 2^6 0.303 -> 0.292,
-// 2^9 0.332 -> 0.312, 2^16 0.447 -> 0.422, 2^17 0.487 -> 0.461, 2^18 0.528 -> 0.501,
-// 2^19 0.584 -> 0.556, 2^20 0.660 -> 0.625). ZEROFWHT_CPU_HUGEPAGES=0 turns this off.
+// asks for never gets them). That saves TLB misses, in the strided passes most (measured, one
+// thread, 2^22 fp32 elements per call, medians of three interleaved runs, ns per element, 4 KB ->
+// huge pages: n = 2^6 0.303 -> 0.292, 2^9 0.332 -> 0.312, 2^16 0.447 -> 0.422, 2^17 0.487 -> 0.461,
+// 2^18 0.528 -> 0.501, 2^19 0.584 -> 0.556, 2^20 0.660 -> 0.625). ZEROFWHT_CPU_HUGEPAGES=0 turns
+// this off.
 namespace {
 
 constexpr size_t kMinCachedBytes = size_t(1) << 20;

@@ -184,22 +184,19 @@ HUGE_CASES = [
 ]
 
 
-LONG_ROW_CASES = [
-    # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
-    pytest.param(torch.float32, 1 << 19, "square", id="8blocks-fp32-n524288-square"),
-    pytest.param(torch.float32, 1 << 19, "pad+trunc", id="8blocks-fp32-n524288-pad+trunc"),
-    pytest.param(torch.float32, 1 << 19, "trunc", id="8blocks-fp32-n524288-trunc"),
-    pytest.param(torch.float32, 1 << 19, "half-padding", id="8blocks-fp32-n524288-second-half-padding"),
-    pytest.param(torch.bfloat16, 1 << 19, "pad+trunc", id="8blocks-bf16-n524288-pad+trunc"),
-    pytest.param(torch.float64, 1 << 18, "square", id="8blocks-fp64-n262144-square"),
-    pytest.param(torch.float32, 1 << 20, "square", id="8blocks-fp32-n1048576-square"),
-    # rows of 512 KB (compute type): 64 KB pieces, one pass across them
-    pytest.param(torch.float32, 1 << 17, "square", id="64k-pieces-fp32-n131072-square"),
-    pytest.param(torch.float32, 1 << 17, "pad+trunc", id="64k-pieces-fp32-n131072-pad+trunc"),
-    pytest.param(torch.float32, 1 << 17, "tail-padding", id="64k-pieces-fp32-n131072-padding-pieces"),
-    pytest.param(torch.bfloat16, 1 << 17, "pad+trunc", id="64k-pieces-bf16-n131072-pad+trunc"),
-    pytest.param(torch.float64, 1 << 16, "square", id="64k-pieces-fp64-n65536-square"),
-]
+_LONG_ROWS = {  # path the rows take -> (dtype, n, rect) cases
+    "8blocks": [  # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
+        (torch.float32, 1 << 19, "square"), (torch.float32, 1 << 19, "pad+trunc"),
+        (torch.float32, 1 << 19, "trunc"), (torch.float32, 1 << 19, "half-padding"),
+        (torch.bfloat16, 1 << 19, "pad+trunc"), (torch.float64, 1 << 18, "square"),
+        (torch.float32, 1 << 20, "square")],
+    "64k-pieces": [  # rows of 512 KB (compute type): 64 KB pieces, one pass across them
+        (torch.float32, 1 << 17, "square"), (torch.float32, 1 << 17, "pad+trunc"),
+        (torch.float32, 1 << 17, "tail-padding"), (torch.bfloat16, 1 << 17, "pad+trunc"),
+        (torch.float64, 1 << 16, "square")],
+}
+LONG_ROW_CASES = [pytest.param(dt, n, rect, id=f"{path}-{dtype_id(dt)}-n{n}-{rect}")
+                  for path, cases in _LONG_ROWS.items() for dt, n, rect in cases]
 LONG_ROW_SIZES = {  # (d_in, d_out) of the rectangular kinds only these cases use
     "half-padding": lambda n: (n // 2 - 3, n - 5),  # the second half of the row is padding
     "tail-padding": lambda n: (n // 4 + 3, n),      # most pieces are padding

@@ -43,7 +43,12 @@ with_cuda = cuda_mode not in ("0", "off", "false") and cuda_possible and bool(cu
 
 # The kernels' only multiply-add is `partner + v * (+-1)`, exact whether fused or not, so GCC's
 # default contraction (-ffp-contract=fast, one FMA instead of a multiply and an add) is kept.
-cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++20", "-fno-math-errno",
+# -fno-wrapv: setuptools passes Python's own CFLAGS first, and they hold -fwrapv (signed overflow
+# wraps). With it GCC may no longer fold the kernels' int64 index arithmetic into addressing and
+# must keep extra index registers: measured on an AMD EPYC (Zen 4), one thread, fp32, 2^22 elements
+# per call, n = 2^8: 0.40-0.46 ns per element with -fwrapv, 0.22-0.23 without. The kernels never
+# rely on signed overflow wrapping.
+cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++20", "-fno-math-errno", "-fno-wrapv",
              "-Wall", "-Wno-unknown-pragmas"]
 if DEBUG:
     cxx_flags += ["-g"]

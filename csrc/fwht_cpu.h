@@ -58,7 +58,21 @@ struct FwhtPlan {
   int64_t rows_grain;    // suggested minimum rows per piece for run_rows
   bool stream;           // final stores bypass the caches (non-temporal): the output is too
                          // large to be read back from cache, and this saves the read-for-ownership
+  // Cache blocking, from the CPU's cache sizes (CpuTuning); none of it changes a bit of the result.
+  int64_t pack_elems;    // short whole rows packed back to back are done this many elements at a time
+  int64_t piece;         // rows of at least 4 pieces are done piece by piece first (elements)
+  int leaf_radix_log2;   // the leaf pass keeps at most 2^this vectors in registers
 };
+
+// What the kernels' plans are tuned to: the cache sizes of the CPU and how its vector unit copes
+// with long register chains. Read once (Linux sysfs, else sysconf, else the defaults below).
+struct CpuTuning {
+  int64_t l1d_bytes;     // L1 data cache of one core (default 48 KB)
+  int64_t l2_bytes;      // L2 of one core (default 2 MB)
+  int64_t l3_bytes;      // last-level cache shared by the cores (0 = unknown)
+  bool amd;              // AMD CPU: 512-bit operations are split in two (Zen 4), see the leaf pass
+};
+const CpuTuning& cpu_tuning();
 
 // One instruction-set variant of the kernels (see fwht_cpu_impl.h).
 struct KernelTable {

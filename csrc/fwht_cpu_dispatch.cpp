@@ -2,9 +2,13 @@
 // used unless the environment variable ZEROFWHT_CPU_ISA (avx512 | avx2 | generic) or set_isa()
 // asks for another; asking for one the CPU lacks falls back to the best supported one.
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include <unistd.h>
 
 #include "fwht_cpu.h"
 
@@ -50,13 +54,78 @@ std::atomic<const KernelTable*>& current() {
 
 }  // namespace
 
+namespace {
+
+// Size in bytes of the cache of this level and type ("Data", "Unified") as Linux's sysfs reports
+// it for cpu0 (e.g. "32K"), 0 when unknown. sysconf's L3 figure is not used: in virtual machines
+// glibc was seen to report the whole host's L3 (320 MB) where sysfs said 32 MB.
+int64_t sysfs_cache_bytes(int level, const char* type) {
+  // One line of a sysfs file, without the trailing newline ("" when unreadable).
+  auto read = [](int index, const char* name, char* out, size_t size) {
+    char path[128];
+    std::snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/%s", index, name);
+    out[0] = '\0';
+    if (std::FILE* f = std::fopen(path, "r")) {
+      if (!std::fgets(out, int(size), f)) out[0] = '\0';
+      std::fclose(f);
+    }
+    out[std::strcspn(out, "\n")] = '\0';
+  };
+  char buf[64];
+  for (int index = 0; index < 8; ++index) {
+    read(index, "level", buf, sizeof(buf));
+    if (!buf[0]) return 0;
+    if (std::atoi(buf) != level) continue;
+    read(index, "type", buf, sizeof(buf));
+    if (std::strcmp(buf, type) != 0) continue;
+    read(index, "size", buf, sizeof(buf));
+    char* unit = nullptr;
+    int64_t bytes = std::strtoll(buf, &unit, 10);
+    if (unit && (*unit == 'K' || *unit == 'k')) bytes <<= 10;
+    if (unit && (*unit == 'M' || *unit == 'm')) bytes <<= 20;
+    return bytes;
+  }
+  return 0;
+}
+
+CpuTuning detect_tuning() {
+  CpuTuning t{int64_t(48) << 10, int64_t(2) << 20, 0, false};
+  if (int64_t b = sysfs_cache_bytes(1, "Data")) t.l1d_bytes = b;
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+  else if (long v = sysconf(_SC_LEVEL1_DCACHE_SIZE); v > 0) t.l1d_bytes = v;
+#endif
+  if (int64_t b = sysfs_cache_bytes(2, "Unified")) t.l2_bytes = b;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  else if (long v = sysconf(_SC_LEVEL2_CACHE_SIZE); v > 0) t.l2_bytes = v;
+#endif
+  t.l3_bytes = sysfs_cache_bytes(3, "Unified");
+  // Implausible readings fall back to the defaults (the plans assume at least these sizes).
+  if (t.l1d_bytes < (int64_t(16) << 10) || t.l1d_bytes > (int64_t(1) << 20)) t.l1d_bytes = int64_t(48) << 10;
+  if (t.l2_bytes < (int64_t(256) << 10) || t.l2_bytes > (int64_t(64) << 20)) t.l2_bytes = int64_t(2) << 20;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  t.amd = __builtin_cpu_is("amd");
+#endif
+  return t;
+}
+
+}  // namespace
+
+const CpuTuning& cpu_tuning() {
+  static const CpuTuning t = detect_tuning();
+  return t;
+}
+
 const KernelTable& active_kernels() { return *current().load(std::memory_order_relaxed); }
 
 const char* supported_isas() {
   static const std::string names = [] {
     std::string s;
     for (const char* name : {"avx512", "avx2", "generic"})
-      if (cpu_has(name)) s += (s.empty() ? "" : ",") + std::string(name);
+      if (cpu_has(name)) {
+        if (!s.empty()) s += ',';
+        s += name;
+      }
     return s;
   }();
   return names.c_str();

@@ -118,6 +118,20 @@ template <> struct Storage<BF16> {
   static ZF_INLINE void stream(BF16* p, V v) { store(p, v); }
 };
 
+// ---- prefetching the next row while this one computes ---------------------------------------
+// The passes after the leaf work in L1/L2 and leave memory idle; meanwhile the next row's input
+// lines are fetched and its output lines claimed for writing (prefetchw: no read-for-ownership
+// stall later), a few per chunk of each radix pass. Measured on an AMD EPYC (Zen 4), one thread,
+// fp32, 2^22 elements per call, n = 2^12 ... 2^15: 0.378-0.48 -> 0.359-0.437 ns per element.
+// Per thread: set by the row loops (run_rows, run_blocks), consumed by radix_pass.
+struct NextRowPrefetch {
+  const char* read = nullptr;  // next line of the next input to fetch
+  char* write = nullptr;       // next line of the next output to claim (nullptr: none)
+  int64_t lines = 0;           // lines still to fetch
+};
+inline thread_local NextRowPrefetch t_prefetch;
+constexpr int kPrefetchLinesPerChunk = 2;
+
 // ---- register-level butterflies ------------------------------------------------------------
 template <class C> struct Lanes;
 template <> struct Lanes<float> { using V = vf; static constexpr int W = ZF_VEC_BYTES / 4; };
@@ -218,14 +232,26 @@ struct Kern {
   static void radix_pass(int64_t len, int64_t h, const Ld& ld_ref, const St& st_ref) {
     const Ld ld = ld_ref;
     const St st = st_ref;
+    NextRowPrefetch pf = t_prefetch;
     for (int64_t base = 0; base < len; base += h * Rv) {
       const int64_t end = base + h * Rv;
       if (ld.full(base, end) && st.full(base, end)) {
-        for (int64_t j = base; j < base + h; j += W) radix_chunk<Rv, false>(j, h, ld, st);
+        for (int64_t j = base; j < base + h; j += W) {
+          for (int i = 0; i < kPrefetchLinesPerChunk && pf.lines > 0; ++i, --pf.lines) {
+            __builtin_prefetch(pf.read, 0, 2);
+            pf.read += 64;
+            if (pf.write) {
+              __builtin_prefetch(pf.write, 1, 2);
+              pf.write += 64;
+            }
+          }
+          radix_chunk<Rv, false>(j, h, ld, st);
+        }
       } else {
         for (int64_t j = base; j < base + h; j += W) radix_chunk<Rv, true>(j, h, ld, st);
       }
     }
+    t_prefetch = pf;
   }
   template <class Ld, class St>
   static void leaf_pass_r(int lr, int64_t len, int64_t lane_limit, const Ld& ld, const St& st) {
@@ -263,13 +289,16 @@ struct Kern {
   // h0 == 1 or h0 >= W, h_end <= len; with h_end < len, that is len/h_end independent rows of
   // h_end elements laid side by side), reading with `ld`, writing the result with `st`.
   // Intermediate passes go through `work` (len elements; may be st's own memory).
+  // The leaf pass keeps at most 2^leaf_max vectors (leaf_max <= LR).
   template <class Ld, class St>
-  static void stages(int64_t len, int64_t h0, int64_t h_end, const Ld& ld, const St& st, C* work) {
+  static void stages(int64_t len, int64_t h0, int64_t h_end, const Ld& ld, const St& st, C* work,
+                     int leaf_max = LR) {
     const int lg_end = __builtin_ctzll(h_end);
     int done = __builtin_ctzll(h0);
     int leaf_lr = -1;
-    if (done == 0) {  // the leaf pass takes the in-register stages and up to LR more
-      leaf_lr = lg_end <= LW ? 0 : (lg_end - LW < LR ? lg_end - LW : LR);
+    if (done == 0) {  // the leaf pass takes the in-register stages and up to leaf_max more
+      leaf_max = lg_end - LW <= LR ? LR : std::min(leaf_max, LR);  // one pass does it all: take it
+      leaf_lr = lg_end <= LW ? 0 : (lg_end - LW < leaf_max ? lg_end - LW : leaf_max);
       done = lg_end <= LW ? lg_end : LW + leaf_lr;
     }
     const int rest = lg_end - done;
@@ -440,10 +469,10 @@ struct Impl {
     };
     return p.d_in == p.n && p.d_out == p.n && dense(p.x_layout) && dense(p.y_layout);
   }
-  static constexpr int64_t kPackElems = 4096;  // elements per packed call (x and y chunks stay in L1)
-  // Longer rows have little per-row overhead. 512 is packed too: its two passes (the leaf, then
-  // one stage) stay in L1 either way, but one row at a time cost 0.35-0.41 instead of 0.31-0.35 ns
-  // per element (one thread, 2^22 elements per call).
+  // Packed calls take plan.pack_elems elements at a time (x and y chunks stay in L1). Longer rows
+  // have little per-row overhead. 512 is packed too: its two passes (the leaf, then one stage)
+  // stay in L1 either way, but one row at a time cost 0.35-0.41 instead of 0.31-0.35 ns per
+  // element (Xeon, one thread, 2^22 elements per call).
   static constexpr int64_t kPackMaxN = 512;
 
   static C* scratch(int slot, int64_t elems) {
@@ -465,14 +494,14 @@ struct Impl {
     // unless the output streams past the caches; then in a per-thread scratch row.
     const bool in_y = kSameType && !plan.stream;
     if (p.n <= kPackMaxN && packed(p)) {
-      const int64_t chunk_rows = kPackElems / p.n;
-      C* buf = in_y ? nullptr : scratch(0, kPackElems);
+      const int64_t chunk_rows = std::max<int64_t>(1, plan.pack_elems / p.n);
+      C* buf = in_y ? nullptr : scratch(0, chunk_rows * p.n);
       for (int64_t r = r0; r < r1; r += chunk_rows) {
         const int64_t len = std::min(chunk_rows, r1 - r) * p.n;
         T* yr = y + r * p.n;
         C* work = in_y ? reinterpret_cast<C*>(yr) : buf;
         K::stages(std::max<int64_t>(len, K::W), 1, p.n, RowLoad<T>{x + r * p.n, len},
-                  RowStore<T>{yr, len, scale, scaled, plan.stream}, work);
+                  RowStore<T>{yr, len, scale, scaled, plan.stream}, work, plan.leaf_radix_log2);
       }
       fence(plan.stream);
       return;
@@ -483,8 +512,14 @@ struct Impl {
       const T* xr = x + row_offset(p.x_layout, r);
       T* yr = y + row_offset(p.y_layout, r);
       C* work = row_in_y ? reinterpret_cast<C*>(yr) : buf;
-      row_stages(p.n, xr, p.d_in, RowStore<T>{yr, p.d_out, scale, scaled, plan.stream}, work);
+      if (r + 1 < r1) {  // fetch the next row while this one's later passes run
+        t_prefetch.read = reinterpret_cast<const char*>(x + row_offset(p.x_layout, r + 1));
+        t_prefetch.lines = (p.d_in * int64_t(sizeof(T)) + 63) / 64;
+        t_prefetch.write = plan.stream ? nullptr : reinterpret_cast<char*>(y + row_offset(p.y_layout, r + 1));
+      }
+      row_stages(plan, p.n, xr, p.d_in, RowStore<T>{yr, p.d_out, scale, scaled, plan.stream}, work);
     }
+    t_prefetch = NextRowPrefetch{};
     fence(plan.stream);
   }
 
@@ -493,10 +528,11 @@ struct Impl {
   // first (all passes of a piece while it is in L1), then the stages across pieces (fewer
   // passes over L2). The stage order, hence every bit of the result, is that of one sweep.
   template <class St>
-  static void row_stages(int64_t len, const T* x, int64_t valid, const St& st, C* work) {
-    const int64_t piece = piece_elems(len);
+  static void row_stages(const FwhtPlan& plan, int64_t len, const T* x, int64_t valid, const St& st,
+                         C* work) {
+    const int64_t piece = piece_elems(plan, len);
     if (len < 4 * piece) {
-      K::stages(std::max<int64_t>(len, K::W), 1, len, RowLoad<T>{x, valid}, st, work);
+      K::stages(std::max<int64_t>(len, K::W), 1, len, RowLoad<T>{x, valid}, st, work, plan.leaf_radix_log2);
       return;
     }
     for (int64_t b = 0; b < len; b += piece) {
@@ -506,20 +542,18 @@ struct Impl {
         continue;
       }
       K::stages(piece, 1, piece, RowLoad<T>{x + b, v}, RowStore<C>{work + b, piece, C(1), false, false},
-                work + b);
+                work + b, plan.leaf_radix_log2);
     }
     K::stages(len, piece, len, typename K::WorkIO{work}, st, work);
   }
-  // L1-sized piece of a row (32 KB of the compute type, L1d is 48 KB here), see row_stages. With
-  // 16 KB pieces the single pass across the 16 pieces of a 2^16 row had 16 streams 16 KB apart,
-  // all in one L1 set (measured: 0.54 ns/element; 32 KB pieces, 8 streams: 0.44-0.47).
-  static constexpr int64_t kSubElems = (int64_t(32) << 10) / int64_t(sizeof(C));
-  // Rows of 512 KB take 64 KB pieces: three stages are then left across the 8 pieces, one pass over
-  // L2 instead of two (2 + 2 stages across 16 pieces of 32 KB); the pieces' passes mostly stay in L1
-  // (measured, one thread, n = 2^17 fp32: 0.485-0.50 -> 0.46-0.47 ns per element; 1 MB rows with
-  // 64 KB or 128 KB pieces were slower or no faster).
-  static int64_t piece_elems(int64_t len) {
-    return len * int64_t(sizeof(C)) == (int64_t(512) << 10) ? (int64_t(64) << 10) / int64_t(sizeof(C)) : kSubElems;
+  // L1-sized piece of a row (plan.piece, see make_plan_t). Rows of 512 KB take pieces twice that
+  // size where pieces are 32 KB (L1d of 48 KB): three stages are then left across the 8 pieces, one
+  // pass over L2 instead of two (2 + 2 stages across 16 pieces of 32 KB); the pieces' passes mostly
+  // stay in L1 (measured on a Xeon, one thread, n = 2^17 fp32: 0.485-0.50 -> 0.46-0.47 ns per
+  // element; 1 MB rows with 64 KB or 128 KB pieces were slower or no faster).
+  static int64_t piece_elems(const FwhtPlan& plan, int64_t len) {
+    const int64_t bytes = len * int64_t(sizeof(C)), piece_bytes = plan.piece * int64_t(sizeof(C));
+    return bytes == (int64_t(512) << 10) && piece_bytes >= (int64_t(32) << 10) ? 2 * plan.piece : plan.piece;
   }
 
   static void run_blocks(const FwhtParams& p, const FwhtPlan& plan, int64_t r, void* work_buf,
@@ -538,8 +572,15 @@ struct Impl {
         std::memset(static_cast<void*>(wb), 0, sizeof(C) * size_t(B));
         continue;
       }
-      row_stages(B, xr + b * B, valid, RowStore<C>{wb, B, C(1), false, plan.stream}, plan.stream ? buf : wb);
+      const int64_t next_valid = std::min(std::max<int64_t>(p.d_in - (b + 1) * B, 0), B);
+      if (b + 1 < b1 && next_valid > 0) {  // fetch the next block while this one's later passes run
+        t_prefetch.read = reinterpret_cast<const char*>(xr + (b + 1) * B);
+        t_prefetch.lines = (next_valid * int64_t(sizeof(T)) + 63) / 64;
+        t_prefetch.write = plan.stream ? nullptr : reinterpret_cast<char*>(wb + B);
+      }
+      row_stages(plan, B, xr + b * B, valid, RowStore<C>{wb, B, C(1), false, plan.stream}, plan.stream ? buf : wb);
     }
+    t_prefetch = NextRowPrefetch{};
     fence(plan.stream);
   }
 
@@ -568,10 +609,10 @@ struct Impl {
   }
 };
 
-// Block size: rows up to this many bytes (compute type) are transformed in one sweep with all
-// passes in L2; longer rows go through two sweeps, in blocks of at most this size.
-constexpr int64_t kBlockBytes = int64_t(1024) << 10;
-// Rows of up to kBlocks blocks of kBlockBytes are cut into exactly kBlocks blocks (128 KB ... 1 MB):
+// Block size (half of L2, so 1 MB with the 2 MB L2 of the Xeon these comments measured, 512 KB on
+// Zen 4): rows up to this many bytes (compute type) are transformed in one sweep with all passes
+// in L2; longer rows go through two sweeps, in blocks of at most this size.
+// Rows of up to kBlocks such blocks are cut into exactly kBlocks blocks (128 KB ... 1 MB):
 // the stages across the blocks are then one pass over column groups of 8 rows, and the smaller
 // blocks leave L2 room for the input streaming in (measured on 2^22-element calls, ns per element,
 // 1 MB blocks -> 8 blocks: one thread 2^19 0.557 -> 0.526 (it used to be two blocks, the stage
@@ -585,10 +626,22 @@ constexpr int64_t kGroupBytes = int64_t(32) << 10;
 // Rows at least this long are split into blocks when there are fewer rows than threads.
 constexpr int64_t kSplitMinBytes = int64_t(32) << 10;
 // Outputs at least this large (all rows) are written with non-temporal stores: far beyond L2 and
-// likely beyond the last-level cache, where the saved read-for-ownership pays (measured here:
-// 2^26 fp32 elements, n = 2^10, 0.62 instead of 0.85 ns per element); smaller outputs stay in
-// cache for whoever reads them next (at 2^22 elements streaming was slower).
+// likely beyond the last-level cache, where the saved read-for-ownership pays (measured on a Xeon:
+// 2^26 fp32 elements, n = 2^10, 0.62 instead of 0.85 ns per element; at 2^22 elements streaming
+// was slower there).
 constexpr int64_t kStreamBytes = int64_t(32) << 20;
+// Short rows (up to this many bytes) also stream when input and output together fill the
+// last-level cache: they cannot both stay there, and the final pass of such rows writes in long
+// runs (measured on an AMD EPYC (Zen 4) with a 32 MB L3, one thread, fp32, 2^22 elements per call:
+// n = 2^6 ... 2^8 0.21-0.24 -> 0.17-0.19 ns per element, 2^10 0.26-0.29 -> 0.24-0.25; longer rows
+// and blocked rows were slower streamed).
+constexpr int64_t kStreamShortRowBytes = int64_t(4) << 10;
+
+inline int64_t pow2_floor(int64_t v) {
+  int64_t p = 1;
+  while (p * 2 <= v) p *= 2;
+  return p;
+}
 
 template <class C>
 FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
@@ -596,9 +649,26 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   const int64_t W = Lanes<C>::W;
   const int64_t esz = sizeof(C);
   const int64_t storage_bytes = (p.dtype == DType::kFloat16 || p.dtype == DType::kBFloat16) ? 2 : esz;
-  plan.stream = p.rows * p.d_out * storage_bytes >= kStreamBytes;
-  int64_t block = kBlockBytes / esz;
-  if (p.n > block && p.n <= kBlocks * block) block = p.n / kBlocks;
+  const CpuTuning& tune = cpu_tuning();
+  const int64_t out_bytes = p.rows * p.d_out * storage_bytes, in_bytes = p.rows * p.d_in * storage_bytes;
+  plan.stream = out_bytes >= kStreamBytes ||
+                (tune.l3_bytes > 0 && p.n * esz <= kStreamShortRowBytes && in_bytes + out_bytes >= tune.l3_bytes);
+  // Pieces: the largest power of two at most 2/3 of L1d (32 KB of a 48 KB L1d, 16 KB of 32 KB).
+  plan.piece = pow2_floor(tune.l1d_bytes * 2 / 3) / esz;
+  // Packed chunks: an eighth of L1d (measured on Zen 4, n = 2^9 streamed: 16 KB chunks 0.38-0.41,
+  // 4 KB chunks 0.21-0.24 ns per element).
+  plan.pack_elems = std::max<int64_t>(pow2_floor(tune.l1d_bytes / 8) / esz, 512);
+  // Zen 4 splits each 512-bit operation in two; there a leaf of 8 vectors (7 stages per pass)
+  // beat one of 16 (8 stages): measured, one thread, fp32, 2^22 elements per call, n = 2^12:
+  // 0.42-0.47 -> 0.34-0.36 ns per element, n = 2^16: 0.47-0.51 -> 0.42-0.45.
+  plan.leaf_radix_log2 = tune.amd ? std::min(ZF_RADIX_LOG2, 3) : ZF_RADIX_LOG2;
+  int64_t block = pow2_floor(tune.l2_bytes / 2) / esz;
+  // One sweep only for rows of up to a quarter of L2: the row and the input streaming in must both
+  // stay in L2 (measured on Zen 4 (1 MB L2), one thread, n = 2^17: one sweep 0.53-0.56, eight
+  // blocks of 64 KB 0.47-0.56 ns per element; on the Xeon (2 MB L2), 1 MB rows in one sweep or in
+  // eight blocks were equally fast).
+  const int64_t one_sweep = pow2_floor(tune.l2_bytes / 4) / esz;
+  if (p.n > one_sweep && p.n <= kBlocks * block) block = p.n / kBlocks;
   if (p.rows < threads && p.n * esz >= kSplitMinBytes) {
     // Fewer rows than threads: cut each row into at least 2*threads blocks so all threads work.
     int64_t want = 1;

@@ -64,6 +64,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Most bytes of freed CPU outputs kept for reuse (0 turns the cache off).");
   m.def("cpu_isa", [] { return std::string(zerofwht::cpu::active_kernels().isa); },
         "The instruction set the CPU kernels run with: avx512, avx2 or generic.");
+  m.def("cpu_tuning", [] {
+          const zerofwht::cpu::CpuTuning& t = zerofwht::cpu::cpu_tuning();
+          pybind11::dict d;
+          d["l1d_bytes"] = t.l1d_bytes;
+          d["l2_bytes"] = t.l2_bytes;
+          d["l3_bytes"] = t.l3_bytes;
+          d["amd"] = t.amd;
+          return d;
+        },
+        "What the CPU kernels' plans are tuned to: per-core L1d and L2, the shared L3 (0 = unknown) "
+        "and whether the CPU is an AMD one.");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },
         "Comma-separated instruction sets this CPU can run, best first.");
   m.def("set_cpu_isa", [](const std::string& name) {

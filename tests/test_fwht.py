@@ -184,13 +184,16 @@ HUGE_CASES = [
 ]
 
 
-_LONG_ROWS = {  # path the rows take -> (dtype, n, rect) cases
-    "8blocks": [  # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
+_LONG_ROWS = {  # row size -> (dtype, n, rect) cases
+    # rows of 1-8 MB: eight blocks, then one pass across them (whole rows per thread)
+    "1-4MB": [
         (torch.float32, 1 << 19, "square"), (torch.float32, 1 << 19, "pad+trunc"),
         (torch.float32, 1 << 19, "trunc"), (torch.float32, 1 << 19, "half-padding"),
         (torch.bfloat16, 1 << 19, "pad+trunc"), (torch.float64, 1 << 18, "square"),
         (torch.float32, 1 << 20, "square")],
-    "64k-pieces": [  # rows of 512 KB (compute type): 64 KB pieces, one pass across them
+    # rows of 512 KB (compute type): one sweep in 64 KB pieces where L2 is 2 MB (L1d 48 KB), eight
+    # blocks of 64 KB where L2 is 1 MB
+    "512KB": [
         (torch.float32, 1 << 17, "square"), (torch.float32, 1 << 17, "pad+trunc"),
         (torch.float32, 1 << 17, "tail-padding"), (torch.bfloat16, 1 << 17, "pad+trunc"),
         (torch.float64, 1 << 16, "square")],
@@ -211,6 +214,39 @@ def test_long_rows_match_butterfly_reference(num_threads, impl, threads, dtype, 
     x = make_input((2, d_in), dtype, seed=19)
     y = zerofwht.fwht(x, n, out_features=d_out, scale=0.5, backend=impl)
     assert_close_to_reference(y, butterfly_reference(x, n, d_out, 0.5), dtype, n)
+
+
+# Outputs of 32 MB and more are written with non-temporal stores (the kernel's kStreamBytes), as are
+# short rows whose input and output together fill L3. (n, rows, d_in, d_out, misaligned out=).
+STREAMED_CASES = [
+    pytest.param(64, 1 << 17, 64, 64, False, id="n64-packed"),
+    pytest.param(1024, 1 << 14, 1000, 1021, False, id="n1024-pad+trunc"),
+    pytest.param(1024, 1 << 13, 1024, 1024, True, id="n1024-misaligned-out"),
+    pytest.param(1 << 20, 8, (1 << 20) - 7, 1 << 20, False, id="n2^20-blocked-pad"),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
+@pytest.mark.parametrize("n,rows,d_in,d_out,misaligned", STREAMED_CASES)
+def test_streamed_outputs_match_butterfly_reference(num_threads, impl, threads, n, rows, d_in, d_out,
+                                                     misaligned):
+    num_threads(threads)
+    x = make_input((rows, d_in), torch.float32, seed=31)
+    assert rows * d_out * 4 >= 32 << 20  # large enough to stream on any machine
+    # a misaligned out= (4 bytes past a 64-byte boundary) takes the plain stores instead
+    storage = torch.empty(rows * d_out + 1, dtype=torch.float32)
+    out = poison(storage[1:] if misaligned else storage[:-1]).view(rows, d_out)
+    y = zerofwht.fwht(x, n, out_features=d_out, norm="ortho", out=out, backend=impl)
+    assert y.data_ptr() == out.data_ptr()
+    assert_close_to_reference(y, butterfly_reference(x, n, d_out, n ** -0.5), torch.float32, n)
+
+
+def test_cpu_tuning_reports_plausible_cache_sizes():
+    t = zerofwht._C.cpu_tuning()
+    assert 16 << 10 <= t["l1d_bytes"] <= 1 << 20, t
+    assert 256 << 10 <= t["l2_bytes"] <= 64 << 20, t
+    assert t["l3_bytes"] == 0 or t["l3_bytes"] >= t["l2_bytes"], t
+    assert isinstance(t["amd"], bool), t
 
 
 @pytest.mark.slow

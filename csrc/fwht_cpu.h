@@ -71,6 +71,7 @@ struct CpuTuning {
   int64_t l2_bytes;      // L2 of one core (default 2 MB)
   int64_t l3_bytes;      // last-level cache shared by the cores (0 = unknown)
   bool amd;              // AMD CPU: 512-bit operations are split in two (Zen 4), see the leaf pass
+  int stream_override;   // ZEROFWHT_CPU_STREAM: 1 always / 0 never non-temporal stores, -1 auto
 };
 const CpuTuning& cpu_tuning();
 

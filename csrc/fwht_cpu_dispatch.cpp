@@ -89,7 +89,8 @@ int64_t sysfs_cache_bytes(int level, const char* type) {
 }
 
 CpuTuning detect_tuning() {
-  CpuTuning t{int64_t(48) << 10, int64_t(2) << 20, 0, false};
+  CpuTuning t{int64_t(48) << 10, int64_t(2) << 20, 0, false, -1};
+  if (const char* e = std::getenv("ZEROFWHT_CPU_STREAM"); e && (*e == '0' || *e == '1')) t.stream_override = *e - '0';
   if (int64_t b = sysfs_cache_bytes(1, "Data")) t.l1d_bytes = b;
 #ifdef _SC_LEVEL1_DCACHE_SIZE
   else if (long v = sysconf(_SC_LEVEL1_DCACHE_SIZE); v > 0) t.l1d_bytes = v;

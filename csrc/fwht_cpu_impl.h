@@ -653,6 +653,7 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   const int64_t out_bytes = p.rows * p.d_out * storage_bytes, in_bytes = p.rows * p.d_in * storage_bytes;
   plan.stream = out_bytes >= kStreamBytes ||
                 (tune.l3_bytes > 0 && p.n * esz <= kStreamShortRowBytes && in_bytes + out_bytes >= tune.l3_bytes);
+  if (tune.stream_override >= 0) plan.stream = tune.stream_override == 1;
   // Pieces: the largest power of two at most 2/3 of L1d (32 KB of a 48 KB L1d, 16 KB of 32 KB).
   plan.piece = pow2_floor(tune.l1d_bytes * 2 / 3) / esz;
   // Packed chunks: an eighth of L1d (measured on Zen 4, n = 2^9 streamed: 16 KB chunks 0.38-0.41,

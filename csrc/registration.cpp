@@ -71,6 +71,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           d["l2_bytes"] = t.l2_bytes;
           d["l3_bytes"] = t.l3_bytes;
           d["amd"] = t.amd;
+          d["stream_override"] = t.stream_override;
           return d;
         },
         "What the CPU kernels' plans are tuned to: per-core L1d and L2, the shared L3 (0 = unknown) "

@@ -609,6 +609,10 @@ def _panel_title(meta: dict, device: str, dtype: str, threads) -> str:
         where = f"cpu ({m.get('cpu', '?')}, {m.get('cpus', '?')} cpus)"
     thr = "" if threads is None else f" · {threads} thread{'s' if threads != 1 else ''}"
     isa = f" · isa {meta['cpu_isa']}" if not device.startswith("cuda") and meta.get("cpu_isa") else ""
+    tune = meta.get("cpu_tuning") if not device.startswith("cuda") else None
+    if tune:
+        isa += (f" · L1d {tune['l1d_bytes'] >> 10} KB, L2 {tune['l2_bytes'] >> 10} KB"
+                + (f", L3 {tune['l3_bytes'] >> 20} MB" if tune.get("l3_bytes") else ""))
     return f"fwht · {where} · {dtype}{thr}{isa}"
 
 
@@ -1278,6 +1282,9 @@ def main(argv=None) -> int:
                 torch_version=torch.__version__, cpu_isa=_cpu_isa(),
                 supported_cpu_isas=(zerofwht._C.supported_cpu_isas() if zerofwht._C is not None
                                     and hasattr(zerofwht._C, "supported_cpu_isas") else None),
+                # the cache sizes the CPU kernel's plans were cut to (see csrc/fwht_cpu.h, CpuTuning)
+                cpu_tuning=(zerofwht._C.cpu_tuning() if zerofwht._C is not None
+                            and hasattr(zerofwht._C, "cpu_tuning") else None),
                 backends=zerofwht.backends(), config=cfg, machine=machine_info(cfg["device"]),
                 **_git_info())
     try:

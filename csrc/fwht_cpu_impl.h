@@ -126,8 +126,9 @@ template <> struct Storage<BF16> {
 // Per thread: set by the row loops (run_rows, run_blocks), consumed by radix_pass.
 struct NextRowPrefetch {
   const char* read = nullptr;  // next line of the next input to fetch
-  char* write = nullptr;       // next line of the next output to claim (nullptr: none)
-  int64_t lines = 0;           // lines still to fetch
+  int64_t read_lines = 0;      // lines of it still to fetch
+  char* write = nullptr;       // next line of the next output to claim
+  int64_t write_lines = 0;     // lines of it still to claim (0 when the output streams)
 };
 inline thread_local NextRowPrefetch t_prefetch;
 constexpr int kPrefetchLinesPerChunk = 2;
@@ -237,12 +238,16 @@ struct Kern {
       const int64_t end = base + h * Rv;
       if (ld.full(base, end) && st.full(base, end)) {
         for (int64_t j = base; j < base + h; j += W) {
-          for (int i = 0; i < kPrefetchLinesPerChunk && pf.lines > 0; ++i, --pf.lines) {
-            __builtin_prefetch(pf.read, 0, 2);
-            pf.read += 64;
-            if (pf.write) {
+          for (int i = 0; i < kPrefetchLinesPerChunk; ++i) {
+            if (pf.read_lines > 0) {
+              __builtin_prefetch(pf.read, 0, 2);
+              --pf.read_lines;
+              if (pf.read_lines > 0) pf.read += 64;
+            }
+            if (pf.write_lines > 0) {
               __builtin_prefetch(pf.write, 1, 2);
-              pf.write += 64;
+              --pf.write_lines;
+              if (pf.write_lines > 0) pf.write += 64;
             }
           }
           radix_chunk<Rv, false>(j, h, ld, st);
@@ -405,6 +410,11 @@ struct MappedStore {
   ZF_INLINE void put(int64_t i, V v) const { io.template put<kCheck>(map(i), v); }
 };
 
+template <class T>
+inline int64_t lines_of(int64_t elems) {  // 64-byte lines spanned by elems elements from a line start
+  return (elems * int64_t(sizeof(T)) + 63) / 64;
+}
+
 inline int64_t row_offset(const RowLayout& l, int64_t r) {
   if (l.ndim == 1) return r * l.strides[0];
   int64_t off = 0;
@@ -514,8 +524,9 @@ struct Impl {
       C* work = row_in_y ? reinterpret_cast<C*>(yr) : buf;
       if (r + 1 < r1) {  // fetch the next row while this one's later passes run
         t_prefetch.read = reinterpret_cast<const char*>(x + row_offset(p.x_layout, r + 1));
-        t_prefetch.lines = (p.d_in * int64_t(sizeof(T)) + 63) / 64;
-        t_prefetch.write = plan.stream ? nullptr : reinterpret_cast<char*>(y + row_offset(p.y_layout, r + 1));
+        t_prefetch.read_lines = lines_of<T>(p.d_in);
+        t_prefetch.write = reinterpret_cast<char*>(y + row_offset(p.y_layout, r + 1));
+        t_prefetch.write_lines = plan.stream ? 0 : lines_of<T>(p.d_out);
       }
       row_stages(plan, p.n, xr, p.d_in, RowStore<T>{yr, p.d_out, scale, scaled, plan.stream}, work);
     }
@@ -575,8 +586,9 @@ struct Impl {
       const int64_t next_valid = std::min(std::max<int64_t>(p.d_in - (b + 1) * B, 0), B);
       if (b + 1 < b1 && next_valid > 0) {  // fetch the next block while this one's later passes run
         t_prefetch.read = reinterpret_cast<const char*>(xr + (b + 1) * B);
-        t_prefetch.lines = (next_valid * int64_t(sizeof(T)) + 63) / 64;
-        t_prefetch.write = plan.stream ? nullptr : reinterpret_cast<char*>(wb + B);
+        t_prefetch.read_lines = lines_of<T>(next_valid);
+        t_prefetch.write = reinterpret_cast<char*>(wb + B);
+        t_prefetch.write_lines = plan.stream ? 0 : lines_of<C>(B);
       }
       row_stages(plan, B, xr + b * B, valid, RowStore<C>{wb, B, C(1), false, plan.stream}, plan.stream ? buf : wb);
     }

@@ -58,6 +58,8 @@ struct FwhtPlan {
   int64_t rows_grain;    // suggested minimum rows per piece for run_rows
   bool stream;           // final stores bypass the caches (non-temporal): the output is too
                          // large to be read back from cache, and this saves the read-for-ownership
+  bool stream_blocks;    // blocked only: the first sweep's stores bypass the caches too (the row
+                         // is too large to wait in the last-level cache for the second sweep)
   // Cache blocking, from the CPU's cache sizes (CpuTuning); none of it changes a bit of the result.
   int64_t pack_elems;    // short whole rows packed back to back are done this many elements at a time
   int64_t piece;         // rows of at least 4 pieces are done piece by piece first (elements)

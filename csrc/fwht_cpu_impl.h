@@ -121,8 +121,11 @@ template <> struct Storage<BF16> {
 // ---- prefetching the next row while this one computes ---------------------------------------
 // The passes after the leaf work in L1/L2 and leave memory idle; meanwhile the next row's input
 // lines are fetched and its output lines claimed for writing (prefetchw: no read-for-ownership
-// stall later), a few per chunk of each radix pass. Measured on an AMD EPYC (Zen 4), one thread,
-// fp32, 2^22 elements per call, n = 2^12 ... 2^15: 0.378-0.48 -> 0.359-0.437 ns per element.
+// stall later), one input and one output line per two vectors each radix chunk loads. Measured on
+// an AMD EPYC (Zen 4), one thread, fp32, 2^22 elements per call, n = 2^12 ... 2^15: 0.378-0.48
+// -> 0.359-0.437 ns per element with two lines per chunk; with one per two vectors (which covers
+// a whole next row of 2^12 during the current row's two radix passes) 2^12 0.33 -> 0.27-0.28,
+// 2^13 0.36 -> 0.34, other sizes unchanged within the noise.
 // Per thread: set by the row loops (run_rows, run_blocks), consumed by radix_pass.
 struct NextRowPrefetch {
   const char* read = nullptr;  // next line of the next input to fetch
@@ -131,7 +134,8 @@ struct NextRowPrefetch {
   int64_t write_lines = 0;     // lines of it still to claim (0 when the output streams)
 };
 inline thread_local NextRowPrefetch t_prefetch;
-constexpr int kPrefetchLinesPerChunk = 2;
+template <int Rv>
+constexpr int kPrefetchLinesPerChunk = Rv >= 4 ? Rv / 2 : 1;
 
 // ---- register-level butterflies ------------------------------------------------------------
 template <class C> struct Lanes;
@@ -238,7 +242,7 @@ struct Kern {
       const int64_t end = base + h * Rv;
       if (ld.full(base, end) && st.full(base, end)) {
         for (int64_t j = base; j < base + h; j += W) {
-          for (int i = 0; i < kPrefetchLinesPerChunk; ++i) {
+          for (int i = 0; i < kPrefetchLinesPerChunk<Rv>; ++i) {
             if (pf.read_lines > 0) {
               __builtin_prefetch(pf.read, 0, 2);
               --pf.read_lines;

@@ -715,13 +715,7 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   plan.group = group;
   plan.num_groups = block / group;
   const bool same = (p.dtype == DType::kFloat32 || p.dtype == DType::kFloat64);
-  // On one thread, a streamed output also gets a separate work row: the first sweep stays in the
-  // caches, the second streams into y, and y's lines never enter the caches to push out the
-  // input. Measured on Zen 4, fp32, one thread, two interleaved A/B runs of 9 rounds, 2^22
-  // elements per call: n = 2^17 ... 2^20 -3 ... -16 % (2^18: 0.735 -> 0.616 ns per element);
-  // 2^26 elements: 2^17, 2^18 -13 %, -20 %, 2^20, 2^22 equal. On two threads it was mixed (2^22
-  // rows at 2^26 elements: 0.60 -> 0.82), so there the row stays inside y, unstreamed.
-  plan.needs_work = !(same && p.d_out == p.n) || (plan.stream && threads == 1);
+  plan.needs_work = !(same && p.d_out == p.n);
   plan.work_bytes = plan.needs_work ? p.n * esz : 0;
   // Non-temporal stores to lines that are in the cache are slow (the line is flushed first). When
   // the row is transformed inside y, the second sweep writes exactly the lines it has just read:

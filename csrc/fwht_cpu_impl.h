@@ -648,14 +648,13 @@ constexpr int64_t kSplitMinBytes = int64_t(32) << 10;
 // 2^26 fp32 elements, n = 2^10, 0.62 instead of 0.85 ns per element; at 2^22 elements streaming
 // was slower there).
 constexpr int64_t kStreamBytes = int64_t(32) << 20;
-// On one thread, outputs also stream when input and output together fill the last-level cache:
-// they cannot both stay there, and with the output bypassing it the input (often the same tensor
-// call after call) can. Measured on an AMD EPYC (Zen 4) with a 32 MB L3, fp32, 2^22 elements per
-// call: n = 2^6 ... 2^8 0.21-0.29 -> 0.17-0.19 ns per element, 2^10 0.26-0.31 -> 0.24-0.29;
-// rows of 2^11 ... 2^16, in two interleaved A/B runs of 11 rounds each: 2^11 -8 % and -11 %,
-// 2^12 +1 % and -14 %, 2^13 -5 % and +7 %, 2^14 +5 % and +2 %, 2^15 -9 % and -5 %, 2^16 -8 % and
-// -9 %. Blocked rows transformed inside y do not stream (see make_plan_t), and on two threads
-// streaming measured slower (short rows 0.09-0.13 -> 0.15-0.19).
+// On one thread, short rows (up to this many bytes) also stream when input and output together
+// fill the last-level cache: they cannot both stay there, and the final pass of such rows writes
+// in long runs (measured on an AMD EPYC (Zen 4) with a 32 MB L3, fp32, 2^22 elements per call:
+// n = 2^6 ... 2^8 0.21-0.29 -> 0.17-0.19 ns per element, 2^10 0.26-0.31 -> 0.24-0.29; longer
+// rows and blocked rows were slower streamed, and so were short rows on two threads:
+// 0.09-0.13 -> 0.15-0.19).
+constexpr int64_t kStreamShortRowBytes = int64_t(4) << 10;
 
 inline int64_t pow2_floor(int64_t v) {
   int64_t p = 1;
@@ -672,7 +671,8 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   const CpuTuning& tune = cpu_tuning();
   const int64_t out_bytes = p.rows * p.d_out * storage_bytes, in_bytes = p.rows * p.d_in * storage_bytes;
   plan.stream = out_bytes >= kStreamBytes ||
-                (threads == 1 && tune.l3_bytes > 0 && in_bytes + out_bytes >= tune.l3_bytes);
+                (threads == 1 && tune.l3_bytes > 0 && p.n * esz <= kStreamShortRowBytes &&
+                 in_bytes + out_bytes >= tune.l3_bytes);
   if (tune.stream_override >= 0) plan.stream = tune.stream_override == 1;
   // Pieces: the largest power of two at most 2/3 of L1d (32 KB of a 48 KB L1d, 16 KB of 32 KB).
   plan.piece = pow2_floor(tune.l1d_bytes * 2 / 3) / esz;

@@ -651,9 +651,12 @@ constexpr int64_t kStreamBytes = int64_t(32) << 20;
 // On one thread, short rows (up to this many bytes) also stream when input and output together
 // fill the last-level cache: they cannot both stay there, and the final pass of such rows writes
 // in long runs (measured on an AMD EPYC (Zen 4) with a 32 MB L3, fp32, 2^22 elements per call:
-// n = 2^6 ... 2^8 0.21-0.29 -> 0.17-0.19 ns per element, 2^10 0.26-0.31 -> 0.24-0.29; longer
-// rows and blocked rows were slower streamed, and so were short rows on two threads:
-// 0.09-0.13 -> 0.15-0.19).
+// n = 2^6 ... 2^8 0.21-0.29 -> 0.17-0.19 ns per element, 2^10 0.26-0.31 -> 0.24-0.29; short
+// rows on two threads were slower streamed: 0.09-0.13 -> 0.15-0.19). Longer rows do not stream:
+// with an output buffer whose lines are not cached they were 5-14 % faster streamed, but when the
+// recycled buffer's lines are still in the caches (written or read just before, as a consumer of
+// the previous output does) non-temporal stores must flush each line first, and n = 2^12 ...
+// 2^20 cost 0.54-0.73 instead of 0.29-0.58 ns per element. Rows up to 2^11 showed no such loss.
 constexpr int64_t kStreamShortRowBytes = int64_t(4) << 10;
 
 inline int64_t pow2_floor(int64_t v) {

@@ -76,6 +76,49 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         },
         "What the CPU kernels' plans are tuned to: per-core L1d and L2, the shared L3 (0 = unknown) "
         "and whether the CPU is an AMD one.");
+  m.def("cpu_plan",
+        [](int64_t n, int64_t rows, int64_t d_in, int64_t d_out, const std::string& dtype, int threads) {
+          using zerofwht::cpu::DType;
+          TORCH_CHECK_VALUE(n >= 1 && (n & (n - 1)) == 0, "cpu_plan: n must be a power of two >= 1, got ", n);
+          TORCH_CHECK_VALUE(rows >= 1, "cpu_plan: rows must be >= 1, got ", rows);
+          if (d_in < 0) d_in = n;
+          if (d_out < 0) d_out = n;
+          TORCH_CHECK_VALUE(d_in <= n, "cpu_plan: d_in must be <= n = ", n, ", got ", d_in);
+          TORCH_CHECK_VALUE(d_out >= 1 && d_out <= n, "cpu_plan: d_out must be in [1, n = ", n, "], got ", d_out);
+          TORCH_CHECK_VALUE(threads >= 1, "cpu_plan: threads must be >= 1, got ", threads);
+          zerofwht::cpu::FwhtParams p{};
+          if (dtype == "float32") p.dtype = DType::kFloat32;
+          else if (dtype == "float64") p.dtype = DType::kFloat64;
+          else if (dtype == "float16") p.dtype = DType::kFloat16;
+          else if (dtype == "bfloat16") p.dtype = DType::kBFloat16;
+          else TORCH_CHECK_VALUE(false, "cpu_plan: dtype must be float32, float64, float16 or bfloat16, got '", dtype, "'");
+          p.rows = rows;
+          p.n = n;
+          p.d_in = d_in;
+          p.d_out = d_out;
+          p.scale = 1.0;
+          p.x_layout.ndim = 1;
+          p.x_layout.sizes[0] = rows;
+          p.x_layout.strides[0] = d_in;
+          p.y_layout = p.x_layout;
+          p.y_layout.strides[0] = d_out;
+          const zerofwht::cpu::FwhtPlan plan = zerofwht::cpu::active_kernels().plan(p, threads);
+          pybind11::dict d;
+          d["blocked"] = plan.blocked;
+          d["block"] = plan.block;
+          d["num_blocks"] = plan.num_blocks;
+          d["needs_work"] = plan.needs_work;
+          d["stream"] = plan.stream;
+          d["stream_blocks"] = plan.stream_blocks;
+          d["piece"] = plan.piece;
+          d["pack_elems"] = plan.pack_elems;
+          return d;
+        },
+        pybind11::arg("n"), pybind11::arg("rows"), pybind11::arg("d_in") = -1, pybind11::arg("d_out") = -1,
+        pybind11::arg("dtype") = "float32", pybind11::arg("threads") = 1,
+        "How the CPU kernel would cut a contiguous (rows, d_in) -> (rows, d_out) transform of length n "
+        "on this many threads (for tests and tuning): blocking, and whether the output streams past "
+        "the caches (non-temporal stores). d_in / d_out default to n.");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },
         "Comma-separated instruction sets this CPU can run, best first.");
   m.def("set_cpu_isa", [](const std::string& name) {

@@ -249,12 +249,64 @@ def test_streamed_outputs_match_butterfly_reference(num_threads, impl, threads, 
     assert_close_to_reference(y, expected, torch.float32, n)
 
 
+# On one thread, outputs also stream when input and output together fill the L3 (rows of any
+# length that do not take two sweeps inside y). Rows are counted from the L3 this machine reports
+# so that these inputs do fill it (up to a 64 MB L3; beyond that they take the cached path, which
+# the other tests cover). (n, d_in, d_out, misaligned out=)
+L3_FILLING_CASES = [
+    pytest.param(1 << 11, 1 << 11, 1 << 11, False, id="n2^11"),
+    pytest.param(1 << 12, 4000, 4093, False, id="n2^12-pad+trunc"),
+    pytest.param(1 << 14, 1 << 14, 1 << 14, True, id="n2^14-misaligned-out"),
+    pytest.param(1 << 16, (1 << 16) - 5, 1 << 16, False, id="n2^16-pad"),
+]
+
+
+@pytest.mark.parametrize("n,d_in,d_out,misaligned", L3_FILLING_CASES)
+def test_one_thread_outputs_filling_l3_match_butterfly_reference(num_threads, impl, n, d_in, d_out, misaligned):
+    num_threads(1)
+    tuning = zerofwht._C.cpu_tuning()
+    l3 = min(tuning["l3_bytes"] or (32 << 20), 64 << 20)
+    rows = -(-l3 // (4 * (d_in + d_out)))  # input + output >= L3
+    if 0 < tuning["l3_bytes"] <= 64 << 20 and tuning["stream_override"] != 0:
+        assert zerofwht._C.cpu_plan(n, rows, d_in, d_out, threads=1)["stream"]  # the path meant here
+    key = ("l3-filling", n, rows, d_in, d_out)
+    if key not in _REF_CACHE:
+        x = make_input((rows, d_in), torch.float32, seed=37)
+        _REF_CACHE[key] = (x, butterfly_reference(x, n, d_out, 0.25))
+    x, expected = _REF_CACHE[key]
+    storage = torch.empty(rows * d_out + 1, dtype=torch.float32)
+    out = poison(storage[1:] if misaligned else storage[:-1]).view(rows, d_out)
+    y = zerofwht.fwht(x, n, out_features=d_out, scale=0.25, out=out, backend=impl)
+    assert y.data_ptr() == out.data_ptr()
+    assert_close_to_reference(y, expected, torch.float32, n)
+    fresh = zerofwht.fwht(x, n, out_features=d_out, scale=0.25, backend=impl)  # allocated output
+    assert torch.equal(fresh, y)
+
+
 def test_cpu_tuning_reports_plausible_cache_sizes():
     t = zerofwht._C.cpu_tuning()
     assert 16 << 10 <= t["l1d_bytes"] <= 1 << 20, t
     assert 256 << 10 <= t["l2_bytes"] <= 64 << 20, t
     assert t["l3_bytes"] == 0 or t["l3_bytes"] >= t["l2_bytes"], t
     assert isinstance(t["amd"], bool), t
+
+
+def test_cpu_plan_describes_blocking_and_streaming():
+    t = zerofwht._C.cpu_tuning()
+    small = zerofwht._C.cpu_plan(1 << 10, 4)
+    assert not small["blocked"] and small["block"] == 1 << 10 and small["num_blocks"] == 1
+    big = zerofwht._C.cpu_plan(1 << 22, 1)  # 16 MB rows: larger than any L2 the plans assume
+    assert big["blocked"] and big["block"] * big["num_blocks"] == 1 << 22
+    assert not big["needs_work"] and zerofwht._C.cpu_plan(1 << 22, 1, d_out=(1 << 22) - 1)["needs_work"]
+    if t["stream_override"] == -1:
+        assert zerofwht._C.cpu_plan(1 << 10, 1 << 13)["stream"]  # 32 MB of output
+        assert not zerofwht._C.cpu_plan(1 << 10, 4)["stream"]
+    with pytest.raises(ValueError, match="n must be a power of two >= 1, got 1000"):
+        zerofwht._C.cpu_plan(1000, 1)
+    with pytest.raises(ValueError, match="d_out must be in \\[1, n = 16\\], got 17"):
+        zerofwht._C.cpu_plan(16, 1, d_out=17)
+    with pytest.raises(ValueError, match="dtype must be .* got 'int8'"):
+        zerofwht._C.cpu_plan(16, 1, dtype="int8")
 
 
 @pytest.mark.slow

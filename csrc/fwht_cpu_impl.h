@@ -648,17 +648,6 @@ constexpr int64_t kSplitMinBytes = int64_t(32) << 10;
 // 2^26 fp32 elements, n = 2^10, 0.62 instead of 0.85 ns per element; at 2^22 elements streaming
 // was slower there).
 constexpr int64_t kStreamBytes = int64_t(32) << 20;
-// On one thread, outputs also stream when input and output together fill the last-level cache:
-// they cannot both stay there, and with the output bypassing it the input can (often the same
-// tensor call after call, or one a previous layer has just written). Measured on an AMD EPYC
-// (Zen 4) with a 32 MB L3, fp32, 2^22 elements per call, ns per element: n = 2^6 ... 2^8
-// 0.21-0.29 -> 0.17-0.19, 2^10 0.26-0.31 -> 0.24-0.29; rows of 2^11 ... 2^16, interleaved
-// through torch (six rounds): 0.39/0.43/0.47/0.49/0.60/0.55 -> 0.33/0.31/0.39/0.42/0.43/0.47.
-// The price: when the recycled output's lines are still dirty in the caches (something wrote
-// into that memory just before) each line is flushed first; a standalone harness that rewrote
-// the output between calls measured 2^11/2^15 9 % and 5 % faster, 2^12 17 % and 2^13/2^14/2^16
-// 5 % slower. On two threads streaming measured slower (short rows 0.09-0.13 -> 0.15-0.19).
-// Blocked rows transformed inside y never stream (see make_plan_t).
 
 inline int64_t pow2_floor(int64_t v) {
   int64_t p = 1;
@@ -674,6 +663,17 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   const int64_t storage_bytes = (p.dtype == DType::kFloat16 || p.dtype == DType::kBFloat16) ? 2 : esz;
   const CpuTuning& tune = cpu_tuning();
   const int64_t out_bytes = p.rows * p.d_out * storage_bytes, in_bytes = p.rows * p.d_in * storage_bytes;
+  // On one thread, outputs also stream when input and output together fill the last-level cache:
+  // they cannot both stay there, and with the output bypassing it the input can (often the same
+  // tensor call after call, or one a previous layer has just written). Measured on an AMD EPYC
+  // (Zen 4) with a 32 MB L3, fp32, 2^22 elements per call, ns per element: n = 2^6 ... 2^8
+  // 0.21-0.29 -> 0.17-0.19, 2^10 0.26-0.31 -> 0.24-0.29; rows of 2^11 ... 2^16, interleaved
+  // through torch (six rounds): 0.39/0.43/0.47/0.49/0.60/0.55 -> 0.33/0.31/0.39/0.42/0.43/0.47.
+  // The price: when the recycled output's lines are still dirty in the caches (something wrote
+  // into that memory just before) each line is flushed first; a standalone harness that rewrote
+  // the output between calls measured 2^11/2^15 9 % and 5 % faster, 2^12 17 % and 2^13/2^14/2^16
+  // 5 % slower. On two threads streaming measured slower (short rows 0.09-0.13 -> 0.15-0.19).
+  // Blocked rows transformed inside y never stream (below).
   plan.stream = out_bytes >= kStreamBytes ||
                 (threads == 1 && tune.l3_bytes > 0 && in_bytes + out_bytes >= tune.l3_bytes);
   if (tune.stream_override >= 0) plan.stream = tune.stream_override == 1;

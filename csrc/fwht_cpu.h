@@ -62,7 +62,7 @@ struct FwhtPlan {
                          // is too large to wait in the last-level cache for the second sweep)
   // Cache blocking, from the CPU's cache sizes (CpuTuning); none of it changes a bit of the result.
   int64_t pack_elems;    // short whole rows packed back to back are done this many elements at a time
-  int64_t piece;         // rows of at least 4 pieces are done piece by piece first (elements)
+  int64_t piece;         // rows of at least 2 pieces are done piece by piece first (elements)
   int leaf_radix_log2;   // the leaf pass keeps at most 2^this vectors in registers
 };
 

@@ -673,6 +673,22 @@ def test_auto_selects_cpp_on_cpu(monkeypatch):
     assert zerofwht._backends.select(x, 8, "auto").name == "cpp"
 
 
+def test_auto_choice_on_cpu_is_remembered_per_dtype_and_n(monkeypatch):
+    monkeypatch.delenv("ZEROFWHT_BACKEND", raising=False)
+    monkeypatch.setattr(zerofwht._backends, "_AUTO_CPU", {})
+    select = zerofwht._backends.select
+    x = make_input((2, 8), torch.float32)
+    first = select(x, 8)
+    assert first.name == "cpp"
+    assert zerofwht._backends._AUTO_CPU == {(torch.float32, 8): first}
+    assert select(x, 8) is first
+    assert select(x.double(), 16).name == "cpp"
+    assert set(zerofwht._backends._AUTO_CPU) == {(torch.float32, 8), (torch.float64, 16)}
+    monkeypatch.setenv("ZEROFWHT_BACKEND", "torch")  # still read at every call, before the memo
+    assert select(x, 8).name == "torch"
+    assert_close_to_reference(zerofwht.fwht(x), dense_reference(x, 8), torch.float32, 8)
+
+
 def test_env_var_overrides_auto_at_call_time(monkeypatch):
     x = make_input((2, 8), torch.float32)
     monkeypatch.setenv("ZEROFWHT_BACKEND", "torch")

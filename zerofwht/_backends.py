@@ -155,6 +155,13 @@ def canonical_name(name: Optional[str], table: Optional[dict] = None, env_var: s
     return key
 
 
+# The automatic choice for CPU tensors depends only on (dtype, n) once the extension is imported;
+# remembering it saves about 1.3 us of a 9 us call on a small tensor (asking every backend about
+# the tensor's device is the slow part). Other devices are asked each time (CUDA's limit depends on
+# the device).
+_AUTO_CPU: dict = {}
+
+
 def select(x: torch.Tensor, n: int, name: Optional[str] = None) -> Backend:
     key = canonical_name(name)
     if key is not None:
@@ -163,8 +170,15 @@ def select(x: torch.Tensor, n: int, name: Optional[str] = None) -> Backend:
         if reason:
             raise RuntimeError(f"zerofwht backend {key!r} cannot run this input: {reason}")
         return backend
+    on_cpu = x.is_cpu
+    if on_cpu:
+        chosen = _AUTO_CPU.get((x.dtype, n))
+        if chosen is not None:
+            return chosen
     for key in AUTO_ORDER.get(x.device.type, ("torch",)):
         if BACKENDS[key].refuse(x, n) is None:
+            if on_cpu:
+                _AUTO_CPU[(x.dtype, n)] = BACKENDS[key]
             return BACKENDS[key]
     raise RuntimeError(f"no zerofwht backend accepts a {x.dtype} tensor on {x.device} with n={n}: "
                        + "; ".join(f"{k}: {b.refuse(x, n)}" for k, b in BACKENDS.items()))

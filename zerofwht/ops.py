@@ -101,12 +101,20 @@ def _triton_ops():
     return torch.ops.zerofwht
 
 
+_FUNCTIONAL: dict = {}  # backend name -> its op's default overload, looked up once
+
+
 def _functional(backend: str):
-    if backend == "torch":
-        return torch.ops.zerofwht.fwht_torch
-    if backend == "triton":
-        return _triton_ops().fwht_triton
-    return torch.ops.zerofwht.fwht  # C++ op: CPU and (when built) CUDA kernels by dispatch key
+    op = _FUNCTIONAL.get(backend)
+    if op is None:
+        if backend == "torch":
+            op = torch.ops.zerofwht.fwht_torch.default
+        elif backend == "triton":
+            op = _triton_ops().fwht_triton.default
+        else:  # C++ op: CPU and (when built) CUDA kernels by dispatch key
+            op = torch.ops.zerofwht.fwht.default
+        _FUNCTIONAL[backend] = op
+    return op
 
 
 def _run_out(backend: str, x, n, out_features, scale, out):
@@ -155,6 +163,8 @@ def _check_tensor(x, name: str = "x") -> None:
 
 
 def _check_int(value, name: str) -> int:
+    if type(value) is int:  # the common case, without the slower check against numbers.Integral
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     return int(value)

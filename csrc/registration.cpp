@@ -77,7 +77,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "What the CPU kernels' plans are tuned to: per-core L1d and L2, the shared L3 (0 = unknown) "
         "and whether the CPU is an AMD one.");
   m.def("cpu_plan",
-        [](int64_t n, int64_t rows, int64_t d_in, int64_t d_out, const std::string& dtype, int threads) {
+        [](int64_t n, int64_t rows, int64_t d_in, int64_t d_out, const std::string& dtype, int threads,
+           bool in_place) {
           using zerofwht::cpu::DType;
           TORCH_CHECK_VALUE(n >= 1 && (n & (n - 1)) == 0, "cpu_plan: n must be a power of two >= 1, got ", n);
           TORCH_CHECK_VALUE(rows >= 1, "cpu_plan: rows must be >= 1, got ", rows);
@@ -102,6 +103,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           p.x_layout.strides[0] = d_in;
           p.y_layout = p.x_layout;
           p.y_layout.strides[0] = d_out;
+          TORCH_CHECK_VALUE(!in_place || (d_in == n && d_out == n),
+                            "cpu_plan: in_place needs d_in == d_out == n = ", n, ", got d_in ", d_in, ", d_out ", d_out);
+          static char in_place_marker;  // plan() only compares the two pointers
+          if (in_place) p.x = p.y = &in_place_marker;
           const zerofwht::cpu::FwhtPlan plan = zerofwht::cpu::active_kernels().plan(p, threads);
           pybind11::dict d;
           d["blocked"] = plan.blocked;
@@ -115,10 +120,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           return d;
         },
         pybind11::arg("n"), pybind11::arg("rows"), pybind11::arg("d_in") = -1, pybind11::arg("d_out") = -1,
-        pybind11::arg("dtype") = "float32", pybind11::arg("threads") = 1,
+        pybind11::arg("dtype") = "float32", pybind11::arg("threads") = 1, pybind11::arg("in_place") = false,
         "How the CPU kernel would cut a contiguous (rows, d_in) -> (rows, d_out) transform of length n "
         "on this many threads (for tests and tuning): blocking, and whether the output streams past "
-        "the caches (non-temporal stores). d_in / d_out default to n.");
+        "the caches (non-temporal stores). d_in / d_out default to n; in_place: y is x (fwht_).");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },
         "Comma-separated instruction sets this CPU can run, best first.");
   m.def("set_cpu_isa", [](const std::string& name) {

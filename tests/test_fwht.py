@@ -283,6 +283,25 @@ def test_one_thread_outputs_filling_l3_match_butterfly_reference(num_threads, im
     assert torch.equal(fresh, y)
 
 
+@pytest.mark.parametrize("n", [1 << 8, 1 << 11, 1 << 16, 1 << 18], ids=lambda n: f"n2^{n.bit_length() - 1}")
+def test_one_thread_in_place_filling_l3_equals_out_of_place(num_threads, n):
+    # Out of place this size streams its output on one thread; in place it must not (the lines
+    # were just read), which is a different code path: it must give the same bits.
+    num_threads(1)
+    tuning = zerofwht._C.cpu_tuning()
+    l3 = min(tuning["l3_bytes"] or (32 << 20), 64 << 20)
+    rows = -(-l3 // (8 * n))
+    if tuning["stream_override"] == -1:
+        assert not zerofwht._C.cpu_plan(n, rows, threads=1, in_place=True)["stream"]
+    x = make_input((rows, n), torch.float32, seed=41)
+    expected = zerofwht.fwht(x, scale=0.5)
+    y = x.clone()
+    assert zerofwht.fwht_(y, scale=0.5) is y
+    assert torch.equal(y, expected)
+    # and against the reference on a few rows
+    assert_close_to_reference(y[:3], butterfly_reference(x[:3], n, n, 0.5), torch.float32, n)
+
+
 def test_cpu_tuning_reports_plausible_cache_sizes():
     t = zerofwht._C.cpu_tuning()
     assert 16 << 10 <= t["l1d_bytes"] <= 1 << 20, t
@@ -301,6 +320,9 @@ def test_cpu_plan_describes_blocking_and_streaming():
     if t["stream_override"] == -1:
         assert zerofwht._C.cpu_plan(1 << 10, 1 << 13)["stream"]  # 32 MB of output
         assert not zerofwht._C.cpu_plan(1 << 10, 4)["stream"]
+        assert not zerofwht._C.cpu_plan(1 << 10, 1 << 13, in_place=True)["stream"]  # never in place
+    with pytest.raises(ValueError, match="in_place needs d_in == d_out == n = 16, got d_in 16, d_out 8"):
+        zerofwht._C.cpu_plan(16, 1, d_out=8, in_place=True)
     with pytest.raises(ValueError, match="n must be a power of two >= 1, got 1000"):
         zerofwht._C.cpu_plan(1000, 1)
     with pytest.raises(ValueError, match="d_out must be in \\[1, n = 16\\], got 17"):

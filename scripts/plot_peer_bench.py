@@ -3,10 +3,14 @@
     python scripts/plot_peer_bench.py RUN1.json [RUN2.json ...] --png OUT.png [--dtype float32]
 
 With several runs, each cell is the median over the runs. Prints, per thread count, a markdown
-table of ns per element (copy, zerofwht out of place, the in-place peers) and zerofwht's speed-up
-over the fastest peer (every peer variant the tool measured, in place or not), then the per-run
-speed-ups as "median (min-max)". The PNG shows GB/s (one read + one write of the tensor) versus n,
-one panel per thread count.
+table of ns per element (copy, zerofwht out of place, zerofwht in place when the runs have it,
+the in-place peers) and zerofwht's speed-up over the fastest peer (every peer variant the tool
+measured, in place or not), then the per-run speed-ups as "median (min-max)". The PNG shows GB/s
+(one read + one write of the tensor) versus n, one panel per thread count.
+
+zerofwht in place is measured with a second extra:
+    --extra zerofwht:fwht --extra zerofwht:fwht_:none:torch:inplace
+(the tool then refills its buffer before every call, as it does for the in-place peers).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ PEERS = {  # peer_bench keys of the public FWHTs, and how the tables name them
     "ffht_oop": "ffht (oop)",
 }
 COPY = "copy_into"
+OURS, OURS_INPLACE = "zerofwht", "zerofwht_inplace"  # zerofwht.fwht (out of place), zerofwht.fwht_
 
 
 def load(paths, dtype):
@@ -31,15 +36,17 @@ def load(paths, dtype):
         cells = collections.defaultdict(dict)
         for r in json.load(open(path))["records"]:
             if r.get("status") == "ok" and r.get("ns_per_elem") is not None and r.get("dtype", dtype) == dtype:
-                key = "zerofwht" if "zerofwht" in r["key"] else r["key"]
+                key = r["key"]
+                if "zerofwht" in key:
+                    key = OURS_INPLACE if r.get("mode") == "inplace" else OURS
                 cells[(r["threads"], r["k"])][key] = r["ns_per_elem"]
         runs.append(cells)
     return runs
 
 
-def speedup(cell):
+def speedup(cell, ours=OURS):
     best = min((k for k in PEERS if k in cell), key=lambda k: cell[k])
-    return best, cell[best] / cell["zerofwht"]
+    return best, cell[best] / cell[ours]
 
 
 def main(argv=None):
@@ -53,34 +60,42 @@ def main(argv=None):
     med = {tk: {name: statistics.median(r[tk][name] for r in runs if name in r.get(tk, {}))
                 for name in set().union(*[set(r.get(tk, {})) for r in runs])} for tk in keys}
     threads = sorted({t for t, _ in keys})
+    inplace = any(OURS_INPLACE in m for m in med.values())
     for t in threads:
         print(f"\n{t} thread(s), {args.dtype}, ns per element (median of {len(runs)} run(s))\n")
-        print("| n | copy_ | zerofwht.fwht (out of place) | fht-cpu (in place) | ffht (in place) "
-              "| fastest peer | zerofwht speed-up |")
-        print("|---|---|---|---|---|---|---|")
+        print("| n | copy_ | zerofwht.fwht (out of place) | "
+              + ("zerofwht.fwht_ (in place) | " if inplace else "")
+              + "fht-cpu (in place) | ffht (in place) | fastest peer | zerofwht speed-up |"
+              + (" in place |" if inplace else ""))
+        print("|---|---|---|---|---|---|---|" + ("---|---|" if inplace else ""))
         for k in sorted(k for tt, k in keys if tt == t):
             m = med[(t, k)]
             best, s = speedup(m)
-            print(f"| 2^{k} | {m[COPY]:.3f} | {m['zerofwht']:.3f} | {m['fht_cpu_inplace']:.3f} "
-                  f"| {m['ffht_inplace']:.3f} | {PEERS[best]} | {s:.2f}x |")
+            ip = f"{m[OURS_INPLACE]:.3f} | " if inplace else ""
+            ips = f" {speedup(m, OURS_INPLACE)[1]:.2f}x |" if inplace else ""
+            print(f"| 2^{k} | {m[COPY]:.3f} | {m[OURS]:.3f} | {ip}{m['fht_cpu_inplace']:.3f} "
+                  f"| {m['ffht_inplace']:.3f} | {PEERS[best]} | {s:.2f}x |{ips}")
     if len(runs) > 1:
         print("\nSpeed-up over the fastest peer, per run: median (min-max)\n")
         ks = sorted({k for _, k in keys})
         print("| threads | " + " | ".join(f"2^{k}" for k in ks) + " |")
         print("|---|" + "---|" * len(ks))
         for t in threads:
-            row = []
-            for k in ks:
-                s = [speedup(r[(t, k)])[1] for r in runs if (t, k) in r]
-                row.append(f"{statistics.median(s):.2f} ({min(s):.2f}–{max(s):.2f})")
-            print(f"| {t} | " + " | ".join(row) + " |")
+            for ours, label in ((OURS, ""), (OURS_INPLACE, ", in place")):
+                row = []
+                for k in ks:
+                    s = [speedup(r[(t, k)], ours)[1] for r in runs if ours in r.get((t, k), {})]
+                    row.append(f"{statistics.median(s):.2f} ({min(s):.2f}–{max(s):.2f})" if s else "-")
+                if any(c != "-" for c in row):
+                    print(f"| {t}{label} | " + " | ".join(row) + " |")
     if args.png:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         itemsize = 8 if args.dtype == "float64" else 4
         fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.2), sharey=True, squeeze=False)
-        series = [("zerofwht", "zerofwht.fwht (out of place)", "C0", "o-"),
+        series = [(OURS, "zerofwht.fwht (out of place)", "C0", "o-"),
+                  (OURS_INPLACE, "zerofwht.fwht_ (in place)", "C3", "D-"),
                   ("fht_cpu_inplace", "fht-cpu (in place)", "C1", "s--"),
                   ("ffht_inplace", "ffht (in place)", "C2", "^--"),
                   (COPY, "copy_ (preallocated)", "0.5", ":")]

@@ -306,7 +306,14 @@ struct Kern {
     int done = __builtin_ctzll(h0);
     int leaf_lr = -1;
     if (done == 0) {  // the leaf pass takes the in-register stages and up to leaf_max more
-      leaf_max = lg_end - LW <= LR ? LR : std::min(leaf_max, LR);  // one pass does it all: take it
+      // Even when one pass of LR could take the whole row (fp32 n = 2^8 with leaf_max 3 on Zen 4),
+      // the leaf keeps to leaf_max and a short second pass follows in L1. With plain stores to
+      // lines that miss, one pass of 16 vectors bursts 16 loads and 16 stores; on Zen 4 that was
+      // slower: two threads, 2^22 elements per call, n = 2^8, peer_bench, eight alternating
+      // rounds: 0.201 -> 0.143 ns per element; benchmarks/probes/burst_width.c: bursts of 16 lines
+      // 20-25 % slower than bursts of 8, up to 2.3x. In cache, in place and with streamed stores
+      // the two cuts were within 2 % of each other.
+      leaf_max = std::min(leaf_max, LR);
       leaf_lr = lg_end <= LW ? 0 : (lg_end - LW < leaf_max ? lg_end - LW : leaf_max);
       done = lg_end <= LW ? lg_end : LW + leaf_lr;
     }

@@ -45,8 +45,9 @@ struct FwhtParams {
   double scale;         // multiplies every output (applied once, at the final store)
 };
 
-// How a transform is cut into pieces; depends only on (dtype, n, d_out, instruction set), never
-// on the number of threads.
+// How a transform is cut into pieces. It depends on the shapes, the dtype, the number of threads,
+// whether the transform is in place, the instruction set and the CPU's caches, and none of it
+// changes a bit of the result: stages always run in increasing distance.
 struct FwhtPlan {
   bool blocked;          // false: run_rows(); true: run_blocks() then run_groups() per row
   int64_t block;         // elements per block (== n when not blocked)

@@ -306,13 +306,12 @@ struct Kern {
     int done = __builtin_ctzll(h0);
     int leaf_lr = -1;
     if (done == 0) {  // the leaf pass takes the in-register stages and up to leaf_max more
-      // Even when one pass of LR could take the whole row (fp32 n = 2^8 with leaf_max 3 on Zen 4),
-      // the leaf keeps to leaf_max and a short second pass follows in L1. With plain stores to
-      // lines that miss, one pass of 16 vectors bursts 16 loads and 16 stores; on Zen 4 that was
-      // slower: two threads, 2^22 elements per call, n = 2^8, peer_bench, eight alternating
-      // rounds: 0.201 -> 0.143 ns per element; benchmarks/probes/burst_width.c: bursts of 16 lines
-      // 20-25 % slower than bursts of 8, up to 2.3x. In cache, in place and with streamed stores
-      // the two cuts were within 2 % of each other.
+      // The leaf keeps to leaf_max even when one pass of LR could take the whole row (the plan
+      // raises leaf_max where that pays). With plain stores to lines that miss, one pass of 16
+      // vectors bursts 16 loads and 16 stores, which was slower on Zen 4: two threads, 2^22
+      // elements per call, n = 2^8, peer_bench, eight alternating rounds: 0.201 -> 0.143 ns per
+      // element; benchmarks/probes/burst_width.c: bursts of 16 lines 20-25 % slower than bursts of
+      // 8, up to 2.3x.
       leaf_max = std::min(leaf_max, LR);
       leaf_lr = lg_end <= LW ? 0 : (lg_end - LW < leaf_max ? lg_end - LW : leaf_max);
       done = lg_end <= LW ? lg_end : LW + leaf_lr;
@@ -689,7 +688,8 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   // input before each call), one thread, fp32, 2^22 elements per call, ns per element: streamed
   // 2^10 / 2^12 / 2^15 / 2^16 0.36 / 0.53 / 0.78 / 0.61, against 0.31 / 0.31 / 0.41 / 0.45 out of
   // place.
-  if (p.x != nullptr && p.x == p.y) plan.stream = false;
+  const bool in_place = p.x != nullptr && p.x == p.y;
+  if (in_place) plan.stream = false;
   if (tune.stream_override >= 0) plan.stream = tune.stream_override == 1;
   // Pieces: the largest power of two at most 2/3 of L1d (32 KB of a 48 KB L1d, 16 KB of 32 KB).
   plan.piece = pow2_floor(tune.l1d_bytes * 2 / 3) / esz;
@@ -700,6 +700,13 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   // beat one of 16 (8 stages): measured, one thread, fp32, 2^22 elements per call, n = 2^12:
   // 0.42-0.47 -> 0.34-0.36 ns per element, n = 2^16: 0.47-0.51 -> 0.42-0.45.
   plan.leaf_radix_log2 = tune.amd ? std::min(ZF_RADIX_LOG2, 3) : ZF_RADIX_LOG2;
+  // A row of at most 2^ZF_RADIX_LOG2 vectors (fp32 n <= 2^8 with AVX-512) fits one pass. That
+  // pass is taken when its stores do not miss: streamed (no read for ownership) or in place (the
+  // lines were just loaded). Out of place with plain stores, the cap stays (see Kern::stages).
+  // Measured on Zen 4, fp32 n = 2^8, 2^22 elements per call, five peer_bench runs each, ns per
+  // element, one pass -> capped: one thread (streamed) 0.190 -> 0.254, in place 0.196 -> 0.221 on
+  // one thread and 0.107 -> 0.117 on two; two threads out of place 0.211 -> 0.134.
+  if (p.n <= (W << ZF_RADIX_LOG2) && (plan.stream || in_place)) plan.leaf_radix_log2 = ZF_RADIX_LOG2;
   int64_t block = pow2_floor(tune.l2_bytes / 2) / esz;
   // One sweep only for rows of up to a quarter of L2: the row and the input streaming in must both
   // stay in L2 (measured on Zen 4 (1 MB L2), one thread, n = 2^17: one sweep 0.53-0.56, eight

@@ -117,13 +117,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           d["stream_blocks"] = plan.stream_blocks;
           d["piece"] = plan.piece;
           d["pack_elems"] = plan.pack_elems;
+          d["leaf_radix_log2"] = plan.leaf_radix_log2;
           return d;
         },
         pybind11::arg("n"), pybind11::arg("rows"), pybind11::arg("d_in") = -1, pybind11::arg("d_out") = -1,
         pybind11::arg("dtype") = "float32", pybind11::arg("threads") = 1, pybind11::arg("in_place") = false,
         "How the CPU kernel would cut a contiguous (rows, d_in) -> (rows, d_out) transform of length n "
-        "on this many threads (for tests and tuning): blocking, and whether the output streams past "
-        "the caches (non-temporal stores). d_in / d_out default to n; in_place: y is x (fwht_).");
+        "on this many threads (for tests and tuning): blocking, whether the output streams past the "
+        "caches (non-temporal stores), and how many vectors (2^leaf_radix_log2) the first pass keeps "
+        "in registers. d_in / d_out default to n; in_place: y is x (fwht_).");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },
         "Comma-separated instruction sets this CPU can run, best first.");
   m.def("set_cpu_isa", [](const std::string& name) {

@@ -285,8 +285,9 @@ def test_one_thread_outputs_filling_l3_match_butterfly_reference(num_threads, im
 
 @pytest.mark.parametrize("n", [1 << 8, 1 << 11, 1 << 16, 1 << 18], ids=lambda n: f"n2^{n.bit_length() - 1}")
 def test_one_thread_in_place_filling_l3_equals_out_of_place(num_threads, n):
-    # Out of place this size streams its output on one thread; in place it must not (the lines
-    # were just read), which is a different code path: it must give the same bits.
+    # Out of place, rows up to 2^16 stream their output on one thread at this size; in place
+    # nothing streams (the lines were just read), a different code path that must give the same
+    # bits.
     num_threads(1)
     tuning = zerofwht._C.cpu_tuning()
     l3 = min(tuning["l3_bytes"] or (32 << 20), 64 << 20)
@@ -308,6 +309,22 @@ def test_cpu_tuning_reports_plausible_cache_sizes():
     assert 256 << 10 <= t["l2_bytes"] <= 64 << 20, t
     assert t["l3_bytes"] == 0 or t["l3_bytes"] >= t["l2_bytes"], t
     assert isinstance(t["amd"], bool), t
+
+
+def test_cpu_plan_takes_one_leaf_pass_for_short_rows_only_where_stores_do_not_miss():
+    # Zen 4 with AVX-512: the first pass keeps 8 vectors, except for rows of at most 16 vectors
+    # (fp32 n <= 2^8) whose stores stream or land on lines just read (in place): one pass of 16.
+    t = zerofwht._C.cpu_tuning()
+    if not (t["amd"] and zerofwht._C.cpu_isa() == "avx512" and t["stream_override"] == -1):
+        pytest.skip(f"rule of AMD CPUs with AVX-512 (this CPU: amd={t['amd']}, isa {zerofwht._C.cpu_isa()}, "
+                    f"stream override {t['stream_override']})")
+    plan = zerofwht._C.cpu_plan
+    big = (64 << 20) // (4 * 256)  # 64 MB of output: streams on any thread count
+    assert plan(256, big, threads=2)["stream"] and plan(256, big, threads=2)["leaf_radix_log2"] == 4
+    assert not plan(256, 4, threads=2)["stream"] and plan(256, 4, threads=2)["leaf_radix_log2"] == 3
+    assert plan(256, 4, threads=2, in_place=True)["leaf_radix_log2"] == 4
+    assert plan(512, 4, threads=2, in_place=True)["leaf_radix_log2"] == 3  # too long for one pass
+    assert plan(128, 4, threads=2)["leaf_radix_log2"] == 3  # one pass of 8 either way
 
 
 def test_cpu_plan_describes_blocking_and_streaming():

@@ -260,10 +260,12 @@ void launch(cpu::FwhtParams& p) {
   // instead of 0.38-0.45 ns per element). Each thread needs its own work row, so very long rows
   // are still split over the threads one row at a time, and so are row counts that would leave
   // threads idle for a large part of the time (e.g. 3 rows on 2 threads).
+  // Work rows come from the output cache too: a fresh buffer of a few MB would page-fault on every
+  // call.
   const bool balanced = p.rows % threads == 0 || p.rows >= 4 * int64_t(threads);
   if ((threads == 1 || (p.rows >= threads && balanced)) && plan.work_bytes * threads <= kRowParallelWorkBytes) {
     at::Tensor work;
-    if (plan.needs_work) work = at::empty({plan.work_bytes * threads}, at::TensorOptions().dtype(at::kByte));
+    if (plan.needs_work) work = empty_output({plan.work_bytes * threads}, at::TensorOptions().dtype(at::kByte));
     at::parallel_for(0, p.rows, 1, [&](int64_t r0, int64_t r1) {
       void* w = plan.needs_work ? static_cast<char*>(work.data_ptr()) + plan.work_bytes * at::get_thread_num()
                                 : nullptr;
@@ -272,7 +274,7 @@ void launch(cpu::FwhtParams& p) {
     return;
   }
   at::Tensor work;
-  if (plan.needs_work) work = at::empty({plan.work_bytes}, at::TensorOptions().dtype(at::kByte));
+  if (plan.needs_work) work = empty_output({plan.work_bytes}, at::TensorOptions().dtype(at::kByte));
   void* w = plan.needs_work ? work.data_ptr() : nullptr;
   for (int64_t r = 0; r < p.rows; ++r) {  // each long row is split over the threads, in two sweeps
     at::parallel_for(0, plan.num_blocks, 1,

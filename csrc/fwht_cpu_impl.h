@@ -740,6 +740,14 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   plan.num_groups = block / group;
   const bool same = (p.dtype == DType::kFloat32 || p.dtype == DType::kFloat64);
   plan.needs_work = !(same && p.d_out == p.n);
+  // One thread with a streamed output and rows at least as large as L2: the first sweep goes into
+  // a work row (it waits in L2/L3 for the second sweep) and the second sweep streams from it into
+  // y, so y's lines are never read for ownership. Measured on Zen 4 (1 MB L2), fp32, 2^22 elements
+  // per call, alternating peer_bench runs, ns per element, in y -> work row: 2^18 0.605 / 0.684 ->
+  // 0.575 / 0.594, 2^19 0.628 -> 0.558, 2^20 0.639 -> 0.571 (two sets of 8 and 10 rounds); 2^17
+  // (512 KB rows, which stay in L2) 0.513 -> 0.526, so smaller rows stay in y. On two threads the
+  // work row was slower (2^17 ... 2^19 0.25 / 0.31 / 0.31 -> 0.29 / 0.33 / 0.33).
+  if (plan.stream && !in_place && threads == 1 && p.n * esz >= tune.l2_bytes) plan.needs_work = true;
   plan.work_bytes = plan.needs_work ? p.n * esz : 0;
   // Non-temporal stores to lines that are in the cache are slow (the line is flushed first). When
   // the row is transformed inside y, the second sweep writes exactly the lines it has just read:

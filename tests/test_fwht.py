@@ -327,13 +327,35 @@ def test_cpu_plan_takes_one_leaf_pass_for_short_rows_only_where_stores_do_not_mi
     assert plan(128, 4, threads=2)["leaf_radix_log2"] == 3  # one pass of 8 either way
 
 
+def test_cpu_plan_streamed_long_rows_use_a_work_row():
+    # One thread, streamed output, fp32 rows at least as large as L2: the first sweep goes into a
+    # work row and the second streams from it into y. Not in place, not on two threads, and not for
+    # blocked rows smaller than L2 (they stay in y).
+    t = zerofwht._C.cpu_tuning()
+    plan = zerofwht._C.cpu_plan
+    n = max(t["l2_bytes"] // 4, 1 << 16)
+    rows = max((64 << 20) // (4 * n), 1)  # 64 MB of output: streams on any thread count
+    one = plan(n, rows, threads=1)
+    assert one["blocked"]
+    assert one["needs_work"] == one["stream"]
+    if t["stream_override"] == -1:
+        assert one["stream"] and one["needs_work"] and not one["stream_blocks"]
+    assert not plan(n, rows, threads=1, in_place=True)["needs_work"]
+    two = plan(n, rows, threads=2)
+    assert two["blocked"] and not two["needs_work"] and not two["stream"]
+    shorter = plan(n // 2, 2 * rows, threads=1)
+    assert shorter["blocked"] and not shorter["needs_work"]
+
+
 def test_cpu_plan_describes_blocking_and_streaming():
     t = zerofwht._C.cpu_tuning()
     small = zerofwht._C.cpu_plan(1 << 10, 4)
     assert not small["blocked"] and small["block"] == 1 << 10 and small["num_blocks"] == 1
     big = zerofwht._C.cpu_plan(1 << 22, 1)  # 16 MB rows: larger than any L2 the plans assume
     assert big["blocked"] and big["block"] * big["num_blocks"] == 1 << 22
-    assert not big["needs_work"] and zerofwht._C.cpu_plan(1 << 22, 1, d_out=(1 << 22) - 1)["needs_work"]
+    # Rows inside y unless the output is truncated (or, below, streamed on one thread).
+    assert not zerofwht._C.cpu_plan(1 << 22, 1, threads=2)["needs_work"]
+    assert zerofwht._C.cpu_plan(1 << 22, 1, d_out=(1 << 22) - 1, threads=2)["needs_work"]
     if t["stream_override"] == -1:
         assert zerofwht._C.cpu_plan(1 << 10, 1 << 13)["stream"]  # 32 MB of output
         assert not zerofwht._C.cpu_plan(1 << 10, 4)["stream"]

@@ -263,6 +263,11 @@ void launch(cpu::FwhtParams& p) {
   // Work rows come from the output cache too: a fresh buffer of a few MB would page-fault on every
   // call.
   const bool balanced = p.rows % threads == 0 || p.rows >= 4 * int64_t(threads);
+  if (threads == 1 && plan.overlap_rows && p.rows >= 2) {
+    at::Tensor work = empty_output({plan.work_bytes * 2}, at::TensorOptions().dtype(at::kByte));
+    k.run_rows_overlapped(p, plan, 0, p.rows, work.data_ptr());
+    return;
+  }
   if ((threads == 1 || (p.rows >= threads && balanced)) && plan.work_bytes * threads <= kRowParallelWorkBytes) {
     at::Tensor work;
     if (plan.needs_work) work = empty_output({plan.work_bytes * threads}, at::TensorOptions().dtype(at::kByte));

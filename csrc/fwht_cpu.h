@@ -10,7 +10,9 @@
 // Threading belongs to the caller (the ATen glue): the work is cut into independent pieces
 //   * small rows (n <= plan.block): run_rows() over ranges of rows;
 //   * large rows: for each row, run_blocks() over ranges of blocks (the stages inside a block),
-//     then run_groups() over ranges of column groups (the stages across blocks).
+//     then run_groups() over ranges of column groups (the stages across blocks); on one thread
+//     with a work row and a streamed output, run_rows_overlapped() interleaves each row's
+//     second sweep with the next row's first.
 // Each piece may run on any thread; results are bitwise identical whatever the split.
 #pragma once
 
@@ -61,6 +63,8 @@ struct FwhtPlan {
                          // large to be read back from cache, and this saves the read-for-ownership
   bool stream_blocks;    // blocked only: the first sweep's stores bypass the caches too (the row
                          // is too large to wait in the last-level cache for the second sweep)
+  bool overlap_rows;     // blocked, work row, one thread: run_rows_overlapped() (each row's second
+                         // sweep interleaved with the next row's first sweep, two work rows)
   // Cache blocking, from the CPU's cache sizes (CpuTuning); none of it changes a bit of the result.
   int64_t pack_elems;    // short whole rows packed back to back are done this many elements at a time
   int64_t piece;         // rows of at least 2 pieces are done piece by piece first (elements)
@@ -92,6 +96,11 @@ struct KernelTable {
                      int64_t group_begin, int64_t group_end);
   // A whole large row on the calling thread: run_blocks then run_groups over all of it.
   void (*run_row)(const FwhtParams& p, const FwhtPlan& plan, int64_t row, void* work);
+  // Large rows row_begin..row_end on the calling thread, the second sweep of each row cut into
+  // num_blocks slices run between the first-sweep blocks of the next row, so that its streamed
+  // stores overlap the next row's in-cache work. work: 2 * plan.work_bytes (two work rows).
+  void (*run_rows_overlapped)(const FwhtParams& p, const FwhtPlan& plan, int64_t row_begin, int64_t row_end,
+                              void* work);
 };
 
 const KernelTable& kernels_generic();

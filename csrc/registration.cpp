@@ -115,6 +115,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           d["needs_work"] = plan.needs_work;
           d["stream"] = plan.stream;
           d["stream_blocks"] = plan.stream_blocks;
+          d["overlap_rows"] = plan.overlap_rows;
           d["piece"] = plan.piece;
           d["pack_elems"] = plan.pack_elems;
           d["leaf_radix_log2"] = plan.leaf_radix_log2;

@@ -250,14 +250,17 @@ def test_streamed_outputs_match_butterfly_reference(num_threads, impl, threads, 
 
 
 # On one thread, outputs also stream when input and output together fill the L3 (rows of any
-# length that do not take two sweeps inside y). Rows are counted from the L3 this machine reports
-# so that these inputs do fill it (up to a 64 MB L3; beyond that they take the cached path, which
-# the other tests cover). (n, d_in, d_out, misaligned out=)
+# length that do not take two sweeps inside y; rows of at least L2 go through a work row, each
+# row's second sweep overlapped with the next row's first). Rows are counted from the L3 this
+# machine reports so that these inputs do fill it (up to a 64 MB L3; beyond that they take the
+# cached path, which the other tests cover). (n, d_in, d_out, misaligned out=)
 L3_FILLING_CASES = [
     pytest.param(1 << 11, 1 << 11, 1 << 11, False, id="n2^11"),
     pytest.param(1 << 12, 4000, 4093, False, id="n2^12-pad+trunc"),
     pytest.param(1 << 14, 1 << 14, 1 << 14, True, id="n2^14-misaligned-out"),
     pytest.param(1 << 16, (1 << 16) - 5, 1 << 16, False, id="n2^16-pad"),
+    pytest.param(1 << 18, 1 << 18, 1 << 18, False, id="n2^18-work-row"),
+    pytest.param(1 << 20, (1 << 20) - 3, (1 << 20) - 7, True, id="n2^20-pad+trunc-misaligned-out"),
 ]
 
 
@@ -268,7 +271,10 @@ def test_one_thread_outputs_filling_l3_match_butterfly_reference(num_threads, im
     l3 = min(tuning["l3_bytes"] or (32 << 20), 64 << 20)
     rows = -(-l3 // (4 * (d_in + d_out)))  # input + output >= L3
     if 0 < tuning["l3_bytes"] <= 64 << 20 and tuning["stream_override"] != 0:
-        assert zerofwht._C.cpu_plan(n, rows, d_in, d_out, threads=1)["stream"]  # the path meant here
+        plan = zerofwht._C.cpu_plan(n, rows, d_in, d_out, threads=1)
+        assert plan["stream"]  # the path meant here
+        if plan["blocked"] and n * 4 >= tuning["l2_bytes"]:
+            assert plan["needs_work"] and plan["overlap_rows"] and rows >= 2
     key = ("l3-filling", n, rows, d_in, d_out)
     if key not in _REF_CACHE:
         x = make_input((rows, d_in), torch.float32, seed=37)
@@ -338,13 +344,20 @@ def test_cpu_plan_streamed_long_rows_use_a_work_row():
     one = plan(n, rows, threads=1)
     assert one["blocked"]
     assert one["needs_work"] == one["stream"]
+    assert one["overlap_rows"] == one["needs_work"]  # each row's second sweep beside the next's first
     if t["stream_override"] == -1:
         assert one["stream"] and one["needs_work"] and not one["stream_blocks"]
     assert not plan(n, rows, threads=1, in_place=True)["needs_work"]
     two = plan(n, rows, threads=2)
     assert two["blocked"] and not two["needs_work"] and not two["stream"]
+    assert not two["overlap_rows"]
     shorter = plan(n // 2, 2 * rows, threads=1)
-    assert shorter["blocked"] and not shorter["needs_work"]
+    assert shorter["blocked"] and not shorter["needs_work"] and not shorter["overlap_rows"]
+    # rows streamed into the work row too (larger than half the L3) are not overlapped
+    huge = plan(1 << 24, 4, threads=1)  # 64 MB rows
+    if t["stream_override"] == -1 and 0 < t["l3_bytes"] < (128 << 20):
+        assert huge["needs_work"] and huge["stream_blocks"]
+    assert not (huge["stream_blocks"] and huge["overlap_rows"])
 
 
 def test_cpu_plan_describes_blocking_and_streaming():

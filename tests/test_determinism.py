@@ -91,3 +91,29 @@ def test_inplace_and_out_match_functional_for_one_and_two_threads(num_threads, r
             y = torch.full_like(x, float("nan"))
             zerofwht.fwht(x, out=y, backend="cpp")
         assert torch.equal(y, expected), f"{form} with {threads} thread(s)"
+
+
+@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="fp32"),
+                                   pytest.param(torch.bfloat16, id="bf16"),
+                                   pytest.param(torch.float16, id="fp16")])
+@pytest.mark.parametrize("n,d_out", [pytest.param(1 << 18, 1 << 18, id="n2^18"),
+                                     pytest.param(1 << 19, (1 << 19) - 9, id="n2^19-dout-9")])
+def test_overlapped_rows_on_one_thread_equal_two_threads(num_threads, dtype, n, d_out):
+    # One thread, streamed output, rows of at least L2: each row's second sweep runs between the
+    # next row's first-sweep blocks (two work rows); two threads keep one row after the other. An
+    # odd row count leaves the last row's second sweep on its own. Rows are counted from the L3
+    # this machine reports so that input and output fill it (then one thread streams).
+    tuning = zerofwht._C.cpu_tuning()
+    esz = torch.tensor([], dtype=dtype).element_size()
+    l3 = min(tuning["l3_bytes"] or (32 << 20), 64 << 20)
+    rows = (-(-l3 // (esz * (n + d_out)))) | 1
+    plan = zerofwht._C.cpu_plan(n, rows, d_out=d_out, dtype=str(dtype).split(".")[-1], threads=1)
+    if 0 < tuning["l3_bytes"] <= 64 << 20 and tuning["stream_override"] == -1 and n * 4 >= tuning["l2_bytes"]:
+        assert plan["overlap_rows"], plan  # the path meant here
+    x = make_input((rows, n), dtype, seed=n + rows)
+    num_threads(1)
+    one = zerofwht.fwht(x, out_features=d_out, norm="ortho", backend="cpp")
+    num_threads(2)
+    two = zerofwht.fwht(x, out_features=d_out, norm="ortho", backend="cpp")
+    assert not one.isnan().any()
+    assert torch.equal(one, two)

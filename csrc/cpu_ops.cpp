@@ -255,19 +255,19 @@ void launch(cpu::FwhtParams& p) {
                      [&](int64_t r0, int64_t r1) { k.run_rows(p, plan, r0, r1); });
     return;
   }
+  // Work rows come from the output cache, like outputs: a fresh buffer of a few MB would
+  // page-fault on every call.
+  if (threads == 1 && plan.overlap_rows && p.rows >= 2) {  // two work rows, used in turn
+    at::Tensor work = empty_output({plan.work_bytes * 2}, at::TensorOptions().dtype(at::kByte));
+    k.run_rows_overlapped(p, plan, 0, p.rows, work.data_ptr());
+    return;
+  }
   // Long rows (two sweeps), at least as many as threads: each thread takes whole rows, so a row's
   // blocks stay in its own core's L2 between the sweeps (measured, 2 threads, 2^19: 0.31-0.33
   // instead of 0.38-0.45 ns per element). Each thread needs its own work row, so very long rows
   // are still split over the threads one row at a time, and so are row counts that would leave
   // threads idle for a large part of the time (e.g. 3 rows on 2 threads).
-  // Work rows come from the output cache too: a fresh buffer of a few MB would page-fault on every
-  // call.
   const bool balanced = p.rows % threads == 0 || p.rows >= 4 * int64_t(threads);
-  if (threads == 1 && plan.overlap_rows && p.rows >= 2) {
-    at::Tensor work = empty_output({plan.work_bytes * 2}, at::TensorOptions().dtype(at::kByte));
-    k.run_rows_overlapped(p, plan, 0, p.rows, work.data_ptr());
-    return;
-  }
   if ((threads == 1 || (p.rows >= threads && balanced)) && plan.work_bytes * threads <= kRowParallelWorkBytes) {
     at::Tensor work;
     if (plan.needs_work) work = empty_output({plan.work_bytes * threads}, at::TensorOptions().dtype(at::kByte));

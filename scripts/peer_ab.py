@@ -1,0 +1,128 @@
+"""Alternating A/B runs of ../shared/tools/peer_bench.py: builds (or settings) of zerofwht side by side.
+
+    python scripts/peer_ab.py --rounds 8 --ks 17,18,19,20 --threads 1 . /tmp/wt,ZEROFWHT_CPU_STREAM=0
+
+Each VARIANT is CHECKOUT[,NAME=VALUE...]: a directory holding a built `zerofwht` package (put on
+PYTHONPATH) and environment settings for that run. Every round runs peer_bench once per variant,
+in turn, so that slow and quiet periods of the machine fall on all variants alike. Each run times
+`zerofwht.fwht` (out of place), `zerofwht.fwht_` (in place, under the peers' protocol: an untimed
+refill before every call), the in-place peers and `copy_`. The table gives, per (threads, n), the
+median over the rounds of each run's median, in ns per element, and the fastest in-place peer.
+
+Give one checkout twice (`. .,X=1`) to see what the machine's noise alone does to the comparison:
+on the shared 2-core guest of benchmarks/cpu_tuning_log.md, eight rounds of one build against
+itself differed by up to 24 % in a cell.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+PEERS_IN_PLACE = ("fht_cpu_inplace", "ffht_inplace")
+ONLY = "copy_into|" + "|".join(PEERS_IN_PLACE) + "|zerofwht"
+EXTRAS = ("zerofwht:fwht", "zerofwht:fwht_:none:torch:inplace")
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """'CHECKOUT[,NAME=VALUE...]' -> (checkout, env)."""
+    checkout, *settings = spec.split(",")
+    if not checkout:
+        raise ValueError(f"variant {spec!r}: the checkout directory is missing")
+    env = {}
+    for s in settings:
+        name, eq, value = s.partition("=")
+        if not eq or not name:
+            raise ValueError(f"variant {spec!r}: setting {s!r} is not NAME=VALUE")
+        env[name] = value
+    return checkout, env
+
+
+def cells(records) -> dict[tuple[int, int], dict[str, float]]:
+    """One peer_bench run -> {(threads, n): {'oop': ours, 'inplace': ours in place, 'peer': fastest}}."""
+    out: dict[tuple[int, int], dict[str, float]] = collections.defaultdict(dict)
+    for r in records:
+        t = r.get("ns_per_elem")
+        if t is None or r.get("status", "ok") != "ok":
+            continue
+        cell = out[(r["threads"], r["n"])]
+        key = r["key"]
+        if "zerofwht" in key:
+            cell["inplace" if key.endswith(":inplace") else "oop"] = t
+        elif key in PEERS_IN_PLACE:
+            cell["peer"] = min(cell.get("peer", float("inf")), t)
+    return out
+
+
+def summarize(runs: dict[str, list[dict]]) -> str:
+    """runs[variant] = list of cells() per round -> markdown table of medians over the rounds."""
+    keys = sorted({k for per_round in runs.values() for c in per_round for k in c})
+    peer_times = collections.defaultdict(list)
+    rows = []
+    for variant, per_round in runs.items():
+        for what, label in (("oop", "out of place"), ("inplace", "in place")):
+            values = []
+            for k in keys:
+                ts = [c[k][what] for c in per_round if what in c.get(k, {})]
+                values.append(f"{statistics.median(ts):.3f}" if ts else "-")
+            rows.append(f"| `{variant}` {label} | " + " | ".join(values) + " |")
+        for c in per_round:
+            for k in keys:
+                if "peer" in c.get(k, {}):
+                    peer_times[k].append(c[k]["peer"])
+    head = "| variant | " + " | ".join(f"{t}t 2^{n.bit_length() - 1}" for t, n in keys) + " |"
+    rule = "|---" * (len(keys) + 1) + "|"
+    peer = "| fastest peer (in place) | " + " | ".join(
+        f"{statistics.median(peer_times[k]):.3f}" if peer_times[k] else "-" for k in keys) + " |"
+    return "\n".join([head, rule, peer] + rows)
+
+
+def run_once(args, checkout: str, env: dict[str, str], out_json: str) -> list[dict]:
+    cmd = [args.python, args.peer_bench, "--ks", args.ks, "--threads", args.threads, "--dtypes", "float32",
+           "--only", ONLY, "--json", out_json]
+    for e in EXTRAS:
+        cmd += ["--extra", e]
+    full_env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout), **env)
+    proc = subprocess.run(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer_bench failed for {checkout} {env}:\n{proc.stderr[-2000:]}")
+    with open(out_json) as f:
+        return json.load(f)["records"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("variants", nargs="+", metavar="VARIANT", help="CHECKOUT[,NAME=VALUE...]")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--ks", default="16,17,18,19,20", help="comma list of log2(n)")
+    p.add_argument("--threads", default="1", help="comma list of thread counts")
+    p.add_argument("--peer-bench", default=os.path.join("..", "shared", "tools", "peer_bench.py"))
+    p.add_argument("--python", default=sys.executable,
+                   help="interpreter with torch and the peers installed (default: this one)")
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
+    if len(set(args.variants)) < len(args.variants):
+        p.error("a VARIANT is given twice; to compare a checkout with itself, add a dummy setting: . .,X=1")
+    try:
+        variants = [parse_variant(v) for v in args.variants]
+    except ValueError as e:
+        p.error(str(e))
+    runs: dict[str, list[dict]] = {v: [] for v in args.variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for spec, (checkout, env) in zip(args.variants, variants):
+                print(f"round {r + 1}/{args.rounds}: {spec}", file=sys.stderr, flush=True)
+                runs[spec].append(cells(run_once(args, checkout, env, os.path.join(tmp, "run.json"))))
+    print(summarize(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

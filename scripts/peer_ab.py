@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 
-PEERS_IN_PLACE = ("fht_cpu_inplace", "ffht_inplace")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plot_peer_bench  # noqa: E402  (the same reading of peer_bench's records)
+
+PEERS_IN_PLACE = tuple(k for k in plot_peer_bench.PEERS if k.endswith("_inplace"))
 ONLY = "copy_into|" + "|".join(PEERS_IN_PLACE) + "|zerofwht"
 EXTRAS = ("zerofwht:fwht", "zerofwht:fwht_:none:torch:inplace")
 
@@ -43,19 +45,19 @@ def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
     return checkout, env
 
 
-def cells(records) -> dict[tuple[int, int], dict[str, float]]:
-    """One peer_bench run -> {(threads, n): {'oop': ours, 'inplace': ours in place, 'peer': fastest}}."""
-    out: dict[tuple[int, int], dict[str, float]] = collections.defaultdict(dict)
-    for r in records:
-        t = r.get("ns_per_elem")
-        if t is None or r.get("status", "ok") != "ok":
-            continue
-        cell = out[(r["threads"], r["n"])]
-        key = r["key"]
-        if "zerofwht" in key:
-            cell["inplace" if key.endswith(":inplace") else "oop"] = t
-        elif key in PEERS_IN_PLACE:
-            cell["peer"] = min(cell.get("peer", float("inf")), t)
+def cells(run_json: str) -> dict[tuple[int, int], dict[str, float]]:
+    """One peer_bench JSON (fp32) -> {(threads, k): {'oop': ours, 'inplace': ours in place, 'peer': fastest}}."""
+    out = {}
+    for tk, cell in plot_peer_bench.load([run_json], "float32")[0].items():
+        c = {}
+        if plot_peer_bench.OURS in cell:
+            c["oop"] = cell[plot_peer_bench.OURS]
+        if plot_peer_bench.OURS_INPLACE in cell:
+            c["inplace"] = cell[plot_peer_bench.OURS_INPLACE]
+        peers = [cell[k] for k in PEERS_IN_PLACE if k in cell]
+        if peers:
+            c["peer"] = min(peers)
+        out[tk] = c
     return out
 
 
@@ -75,14 +77,14 @@ def summarize(runs: dict[str, list[dict]]) -> str:
             for k in keys:
                 if "peer" in c.get(k, {}):
                     peer_times[k].append(c[k]["peer"])
-    head = "| variant | " + " | ".join(f"{t}t 2^{n.bit_length() - 1}" for t, n in keys) + " |"
+    head = "| variant | " + " | ".join(f"{t}t 2^{k}" for t, k in keys) + " |"
     rule = "|---" * (len(keys) + 1) + "|"
     peer = "| fastest peer (in place) | " + " | ".join(
         f"{statistics.median(peer_times[k]):.3f}" if peer_times[k] else "-" for k in keys) + " |"
     return "\n".join([head, rule, peer] + rows)
 
 
-def run_once(args, checkout: str, env: dict[str, str], out_json: str) -> list[dict]:
+def run_once(args, checkout: str, env: dict[str, str], out_json: str) -> dict:
     cmd = [args.python, args.peer_bench, "--ks", args.ks, "--threads", args.threads, "--dtypes", "float32",
            "--only", ONLY, "--json", out_json]
     for e in EXTRAS:
@@ -91,8 +93,7 @@ def run_once(args, checkout: str, env: dict[str, str], out_json: str) -> list[di
     proc = subprocess.run(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"peer_bench failed for {checkout} {env}:\n{proc.stderr[-2000:]}")
-    with open(out_json) as f:
-        return json.load(f)["records"]
+    return cells(out_json)
 
 
 def main(argv=None) -> int:
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
         for r in range(args.rounds):
             for spec, (checkout, env) in zip(args.variants, variants):
                 print(f"round {r + 1}/{args.rounds}: {spec}", file=sys.stderr, flush=True)
-                runs[spec].append(cells(run_once(args, checkout, env, os.path.join(tmp, "run.json"))))
+                runs[spec].append(run_once(args, checkout, env, os.path.join(tmp, "run.json")))
     print(summarize(runs))
     return 0
 

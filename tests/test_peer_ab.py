@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -17,8 +18,16 @@ _spec.loader.exec_module(peer_ab)
 OOP, INPLACE = "extra:zerofwht.fwht:none:torch:oop", "extra:zerofwht.fwht_:none:torch:inplace"
 
 
-def rec(key, n, ns, threads=1, status="ok"):
-    return dict(key=key, n=n, threads=threads, ns_per_elem=ns, status=status)
+def rec(key, k, ns, threads=1, status="ok"):
+    mode = "inplace" if key.endswith("inplace") else "oop"  # as peer_bench marks its records
+    return dict(key=key, k=k, n=1 << k, threads=threads, dtype="float32", mode=mode, ns_per_elem=ns,
+                status=status)
+
+
+def cells_of(tmp_path, records, name="run.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"records": records}))
+    return peer_ab.cells(str(path))
 
 
 def test_parse_variant_splits_checkout_and_settings():
@@ -33,17 +42,17 @@ def test_parse_variant_names_the_bad_part(spec, words):
         peer_ab.parse_variant(spec)
 
 
-def test_cells_take_the_fastest_in_place_peer_and_skip_failures():
-    c = peer_ab.cells([rec("fht_cpu_inplace", 256, 0.30), rec("ffht_inplace", 256, 0.25),
-                       rec("ffht_oop", 256, 0.10),  # not in place: not a peer for the table
-                       rec(OOP, 256, 0.20), rec(INPLACE, 256, 0.18), rec("copy_into", 256, 0.05),
-                       rec(OOP, 512, None, status="error")])
-    assert dict(c) == {(1, 256): {"peer": 0.25, "oop": 0.20, "inplace": 0.18}}
+def test_cells_take_the_fastest_in_place_peer_and_skip_failures(tmp_path):
+    c = cells_of(tmp_path, [rec("fht_cpu_inplace", 8, 0.30), rec("ffht_inplace", 8, 0.25),
+                            rec("ffht_oop", 8, 0.10),  # not in place: not a peer for the table
+                            rec(OOP, 8, 0.20), rec(INPLACE, 8, 0.18), rec("copy_into", 8, 0.05),
+                            rec(OOP, 9, None, status="error")])
+    assert c == {(1, 8): {"peer": 0.25, "oop": 0.20, "inplace": 0.18}}
 
 
-def test_summary_is_the_median_over_rounds_per_variant():
+def test_summary_is_the_median_over_rounds_per_variant(tmp_path):
     def round_(oop, ip, peer):
-        return peer_ab.cells([rec(OOP, 1024, oop), rec(INPLACE, 1024, ip), rec("ffht_inplace", 1024, peer)])
+        return cells_of(tmp_path, [rec(OOP, 10, oop), rec(INPLACE, 10, ip), rec("ffht_inplace", 10, peer)])
     runs = {"a": [round_(0.5, 0.4, 0.45), round_(0.7, 0.3, 0.47), round_(0.6, 0.35, 0.46)],
             "b": [round_(0.2, 0.1, 0.44), round_(0.9, 0.9, 0.48), round_(0.3, 0.2, 0.49)]}
     lines = peer_ab.summarize(runs).splitlines()
@@ -62,8 +71,8 @@ FAKE_PEER_BENCH = textwrap.dedent("""
     assert args[args.index("--ks") + 1] == "10" and args[args.index("--threads") + 1] == "2"
     assert "zerofwht:fwht_:none:torch:inplace" in args
     ns = float(os.environ.get("FAKE_NS", "0.5"))
-    recs = [dict(key=k, n=1024, threads=2, ns_per_elem=v, status="ok")
-            for k, v in [("%s", ns), ("%s", ns / 2), ("fht_cpu_inplace", 0.4)]]
+    recs = [dict(key=k, k=10, n=1024, threads=2, dtype="float32", mode=m, ns_per_elem=v, status="ok")
+            for k, m, v in [("%s", "oop", ns), ("%s", "inplace", ns / 2), ("fht_cpu_inplace", "inplace", 0.4)]]
     json.dump(dict(records=recs), open(args[args.index("--json") + 1], "w"))
 """ % (OOP, INPLACE))
 

@@ -10,8 +10,9 @@ refill before every call), the in-place peers and `copy_`. The table gives, per 
 median over the rounds of each run's median, in ns per element, and the fastest in-place peer.
 
 Give one checkout twice (`. .,X=1`) to see what the machine's noise alone does to the comparison:
-on the shared 2-core guest of benchmarks/cpu_tuning_log.md, eight rounds of one build against
-itself differed by up to 24 % in a cell.
+on the shared 2-core guest of benchmarks/cpu_tuning_log.md, ten rounds of one build against
+itself differed by up to 25 % in a cell; forty rounds agreed within 1.5 % (one thread) and 9 %
+(two threads) out of place.
 """
 from __future__ import annotations
 

@@ -31,6 +31,9 @@
 #ifndef ZF_INLINE
 #define ZF_INLINE inline __attribute__((always_inline))
 #endif
+#ifndef ZF_INLINE_LAMBDA
+#define ZF_INLINE_LAMBDA __attribute__((always_inline))
+#endif
 
 namespace zerofwht {
 namespace cpu {
@@ -238,26 +241,38 @@ struct Kern {
     const Ld ld = ld_ref;
     const St st = st_ref;
     NextRowPrefetch pf = t_prefetch;
+    auto prefetch = [&pf]() ZF_INLINE_LAMBDA {
+      for (int i = 0; i < kPrefetchLinesPerChunk<Rv>; ++i) {
+        if (pf.read_lines > 0) {
+          __builtin_prefetch(pf.read, 0, 2);
+          --pf.read_lines;
+          if (pf.read_lines > 0) pf.read += 64;
+        }
+        if (pf.write_lines > 0) {
+          __builtin_prefetch(pf.write, 1, 2);
+          --pf.write_lines;
+          if (pf.write_lines > 0) pf.write += 64;
+        }
+      }
+    };
     for (int64_t base = 0; base < len; base += h * Rv) {
       const int64_t end = base + h * Rv;
       if (ld.full(base, end) && st.full(base, end)) {
         for (int64_t j = base; j < base + h; j += W) {
-          for (int i = 0; i < kPrefetchLinesPerChunk<Rv>; ++i) {
-            if (pf.read_lines > 0) {
-              __builtin_prefetch(pf.read, 0, 2);
-              --pf.read_lines;
-              if (pf.read_lines > 0) pf.read += 64;
-            }
-            if (pf.write_lines > 0) {
-              __builtin_prefetch(pf.write, 1, 2);
-              --pf.write_lines;
-              if (pf.write_lines > 0) pf.write += 64;
-            }
-          }
+          prefetch();
           radix_chunk<Rv, false>(j, h, ld, st);
         }
       } else {
-        for (int64_t j = base; j < base + h; j += W) radix_chunk<Rv, true>(j, h, ld, st);
+        // Part of this group is padding or truncated (a row with d_out < n): decide per chunk, so
+        // that only the chunks that reach past the end pay for the checks, and keep prefetching.
+        // (Checking the whole group cost the last pass of every truncated row its next-row
+        // prefetch and ran it fully checked: 2x slower at n = 2^10 with d_out = n - 16.)
+        for (int64_t j = base; j < base + h; j += W) {
+          prefetch();
+          const int64_t chunk_end = j + (Rv - 1) * h + W;
+          if (ld.full(j, chunk_end) && st.full(j, chunk_end)) radix_chunk<Rv, false>(j, h, ld, st);
+          else radix_chunk<Rv, true>(j, h, ld, st);
+        }
       }
     }
     t_prefetch = pf;
@@ -394,6 +409,47 @@ struct RowStore {  // writes lanes [pos, pos + W) times scale, dropping position
   }
 };
 
+// Rows of n >= W elements, evenly strided, seen as one array of rows * n positions laid side by
+// side (position i: row i >> lg_n, column i & (n - 1)); each vector lies inside one row. Lets short
+// rows with padding (d_in < n), truncation (d_out < n) or gaps between rows be done a chunk of rows
+// per call, like whole dense rows (Impl::packed), instead of one row at a time.
+template <class T>
+struct RowsLoad {
+  const T* x;
+  int64_t stride;  // elements from one row's start to the next
+  int64_t valid;   // elements read per row (d_in); zero beyond
+  int lg_n;
+  ZF_INLINE RowLoad<T> row(int64_t pos) const { return RowLoad<T>{x + (pos >> lg_n) * stride, valid}; }
+  // [lo, hi) inside one row and inside its data
+  bool full(int64_t lo, int64_t hi) const {
+    return (lo >> lg_n) == ((hi - 1) >> lg_n) && ((hi - 1) & ((int64_t(1) << lg_n) - 1)) < valid;
+  }
+  template <bool kCheck>
+  ZF_INLINE auto get(int64_t pos) const {
+    return row(pos).template get<kCheck>(pos & ((int64_t(1) << lg_n) - 1));
+  }
+};
+template <class T>
+struct RowsStore {
+  using C = typename Storage<T>::C;
+  T* y;
+  int64_t stride;  // elements from one row's start to the next
+  int64_t limit;   // elements written per row (d_out); positions beyond are dropped
+  int lg_n;
+  C scale;
+  bool scaled, stream;
+  ZF_INLINE RowStore<T> row(int64_t pos) const {
+    return RowStore<T>{y + (pos >> lg_n) * stride, limit, scale, scaled, stream};
+  }
+  bool full(int64_t lo, int64_t hi) const {
+    return (lo >> lg_n) == ((hi - 1) >> lg_n) && ((hi - 1) & ((int64_t(1) << lg_n) - 1)) < limit;
+  }
+  template <bool kCheck, class V>
+  ZF_INLINE void put(int64_t pos, V v) const {
+    row(pos).template put<kCheck>(pos & ((int64_t(1) << lg_n) - 1), v);
+  }
+};
+
 // Column-group addressing for the stages across blocks: index i of the gathered group
 // (row r = i / group, column c = i % group) is position r * block + c of the row, relative to
 // the group's first column.
@@ -494,6 +550,8 @@ struct Impl {
   // stay in L1 either way, but one row at a time cost 0.35-0.41 instead of 0.31-0.35 ns per
   // element (Xeon, one thread, 2^22 elements per call).
   static constexpr int64_t kPackMaxN = 512;
+  // Rows one stride apart in x and in y (one batch dimension after merging, or a single row).
+  static bool evenly_strided(const FwhtParams& p) { return p.x_layout.ndim <= 1 && p.y_layout.ndim <= 1; }
 
   static C* scratch(int slot, int64_t elems) {
     return static_cast<C*>(thread_scratch(slot, sizeof(C) * size_t(std::max<int64_t>(elems, K::W))));
@@ -505,6 +563,34 @@ struct Impl {
     (void)streamed;
   }
 
+  // Rows (or chunks of short rows) that are not transformed inside y end with a pass from the
+  // scratch into y. When that pass is a radix pass, it writes y as 2^lr streams h elements apart;
+  // with plain stores every one of those lines is read for ownership, out of order, and that
+  // measured twice as slow as writing y in address order. Such rows therefore finish their last
+  // pass in the scratch (in L1) and copy it to y in address order (copy_out). Measured on Zen 4,
+  // fp32, 2^22 row elements per call, 12 alternating rounds, ns per element, last pass into y ->
+  // finished in the scratch:
+  //   one thread, out_features = n - 16 (rows 64 bytes short, not streamed): 2^8 0.544 -> 0.362,
+  //   2^9 0.647 -> 0.431, 2^10 0.729 -> 0.385, 2^11 0.806 -> 0.605; 2^12 0.512 -> 0.503;
+  //   two threads, the same: 2^8 0.387 -> 0.275, 2^9 0.312 -> 0.185, 2^10 0.388 -> 0.245,
+  //   2^11 0.419 -> 0.320; out= rows of a wider buffer, 2^8 / 2^9 0.434 / 0.435 -> 0.269 / 0.207.
+  // Not when the output streams (non-temporal stores do not read the line: one thread, out= rows
+  // of a wider buffer, 2^9 / 2^10 / 2^11 0.334 / 0.340 / 0.387 -> 0.453 / 0.436 / 0.487), not
+  // when one pass does the whole row (it writes y in order already), and not for rows of a piece
+  // or more (their last pass reads from L2, and the extra copy cost more: one thread 2^13 / 2^14
+  // 0.535 -> 0.642, 0.562 -> 0.590 in a first set).
+  static bool finish_in_scratch(const FwhtPlan& plan, int64_t n, int64_t len) {
+    return !plan.stream && n > (int64_t(K::W) << plan.leaf_radix_log2) && len < plan.piece;
+  }
+  // Writes positions [0, len) of w through st in address order.
+  template <class St>
+  static void copy_out(int64_t len, const C* w, const St& st) {
+    for (int64_t pos = 0; pos < len; pos += K::W) {
+      const auto v = loadu<typename K::V>(w + pos);
+      if (st.full(pos, pos + K::W)) st.template put<false>(pos, v);
+      else st.template put<true>(pos, v);
+    }
+  }
   static void run_rows(const FwhtParams& p, const FwhtPlan& plan, int64_t r0, int64_t r1) {
     const T* x = static_cast<const T*>(p.x);
     T* y = static_cast<T*>(p.y);
@@ -526,6 +612,36 @@ struct Impl {
       fence(plan.stream);
       return;
     }
+    if (p.n <= kPackMaxN && p.n >= K::W && evenly_strided(p)) {
+      // Padded, truncated or strided short rows, a chunk of rows at a time (RowsLoad), not one row
+      // at a time (whose per-row cost dominates such short rows). Measured on Zen 4, one thread,
+      // fp32, 2^22 row elements per call, twelve alternating rounds, ns per row element, one row
+      // at a time -> chunks (these sizes take one pass, so this is the chunking alone): one thread
+      // 2^6 out_features = n - 16 0.564 -> 0.316, d_in = n - 24 0.764 -> 0.441, 2^7 0.414 ->
+      // 0.329 and 0.522 -> 0.369; two threads 2^6 0.435 -> 0.237 and 0.509 -> 0.272.
+      const int64_t chunk_rows = std::max<int64_t>(1, plan.pack_elems / p.n);
+      const int lg_n = __builtin_ctzll(p.n);
+      const int64_t sx = p.x_layout.ndim == 0 ? 0 : p.x_layout.strides[0];
+      const int64_t sy = p.y_layout.ndim == 0 ? 0 : p.y_layout.strides[0];
+      // Intermediate passes run in y when its rows hold all n positions back to back.
+      const bool chunk_in_y = in_y && p.d_out == p.n && (p.y_layout.ndim == 0 || sy == p.n);
+      C* buf = chunk_in_y ? nullptr : scratch(0, chunk_rows * p.n);
+      for (int64_t r = r0; r < r1; r += chunk_rows) {
+        const int64_t len = std::min(chunk_rows, r1 - r) * p.n;
+        T* yr = y + r * sy;
+        C* work = chunk_in_y ? reinterpret_cast<C*>(yr) : buf;
+        const RowsStore<T> st{yr, sy, p.d_out, lg_n, scale, scaled, plan.stream};
+        if (!chunk_in_y && finish_in_scratch(plan, p.n, len)) {
+          K::stages(len, 1, p.n, RowsLoad<T>{x + r * sx, sx, p.d_in, lg_n}, typename K::WorkIO{buf}, buf,
+                    plan.leaf_radix_log2);
+          copy_out(len, buf, st);
+        } else {
+          K::stages(len, 1, p.n, RowsLoad<T>{x + r * sx, sx, p.d_in, lg_n}, st, work, plan.leaf_radix_log2);
+        }
+      }
+      fence(plan.stream);
+      return;
+    }
     const bool row_in_y = in_y && p.d_out == p.n;
     C* buf = row_in_y ? nullptr : scratch(0, p.n);
     for (int64_t r = r0; r < r1; ++r) {
@@ -538,7 +654,13 @@ struct Impl {
         t_prefetch.write = reinterpret_cast<char*>(y + row_offset(p.y_layout, r + 1));
         t_prefetch.write_lines = plan.stream ? 0 : lines_of<T>(p.d_out);
       }
-      row_stages(plan, p.n, xr, p.d_in, RowStore<T>{yr, p.d_out, scale, scaled, plan.stream}, work);
+      const RowStore<T> st{yr, p.d_out, scale, scaled, plan.stream};
+      if (!row_in_y && finish_in_scratch(plan, p.n, p.n)) {
+        row_stages(plan, p.n, xr, p.d_in, typename K::WorkIO{buf}, buf);
+        copy_out(p.n, buf, st);
+      } else {
+        row_stages(plan, p.n, xr, p.d_in, st, work);
+      }
     }
     t_prefetch = NextRowPrefetch{};
     fence(plan.stream);
@@ -743,7 +865,14 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   // Measured on Zen 4, fp32 n = 2^8, 2^22 elements per call, five peer_bench runs each, ns per
   // element, one pass -> capped: one thread (streamed) 0.190 -> 0.254, in place 0.196 -> 0.221 on
   // one thread and 0.107 -> 0.117 on two; two threads out of place 0.211 -> 0.134.
-  if (p.n <= (W << ZF_RADIX_LOG2) && (plan.stream || in_place)) plan.leaf_radix_log2 = ZF_RADIX_LOG2;
+  // Only when x and y rows step alike: bursts of 16 lines are sensitive to where y sits relative
+  // to x (burst_width.c), and with different steps every relative offset comes round. One thread,
+  // streamed out= rows of a wider buffer (320 elements apart), 2^8: 0.784 in one pass, 0.373-0.462
+  // capped at 8 vectors (12 alternating rounds).
+  const bool same_row_steps = p.rows <= 1 || (p.x_layout.ndim == 1 && p.y_layout.ndim == 1 &&
+                                              p.x_layout.strides[0] == p.y_layout.strides[0]);
+  if (p.n <= (W << ZF_RADIX_LOG2) && (plan.stream || in_place) && same_row_steps)
+    plan.leaf_radix_log2 = ZF_RADIX_LOG2;
   int64_t block = pow2_floor(tune.l2_bytes / 2) / esz;
   // One sweep only for rows of up to a quarter of L2: the row and the input streaming in must both
   // stay in L2 (measured on Zen 4 (1 MB L2), one thread, n = 2^17: one sweep 0.53-0.56, eight

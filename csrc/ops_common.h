@@ -5,6 +5,9 @@
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
 
+#include <cstdint>
+#include <utility>
+
 namespace zerofwht {
 
 inline bool is_power_of_two(int64_t n) { return n >= 1 && (n & (n - 1)) == 0; }
@@ -36,8 +39,24 @@ inline void check_out(const char* op, const at::Tensor& x, int64_t out_features,
 // Whether the kernel may write `out` directly (its layout permitting): out does not overlap x, or
 // out IS x (same memory, same strides) in a square transform, which runs in place. Any other
 // overlap goes through a temporary.
+// The bytes [first, last] a non-empty tensor with non-negative strides can touch.
+inline std::pair<uintptr_t, uintptr_t> byte_span(const at::Tensor& t) {
+  int64_t last = 0;
+  for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+  const auto first = reinterpret_cast<uintptr_t>(t.data_ptr());
+  return {first, first + uintptr_t(last + 1) * t.element_size() - 1};
+}
+
 inline bool may_write_directly(const at::Tensor& x, int64_t n, int64_t out_features, const at::Tensor& out) {
-  const auto overlap = at::get_overlap_status(out, x);
+  auto overlap = at::get_overlap_status(out, x);
+  if (overlap == at::MemOverlapStatus::TooHard) {
+    // get_overlap_status gives up on tensors that are not dense, e.g. an out= that is a slice of
+    // wider rows; such an out went through a temporary and a copy (2-3x the time). Different
+    // storages, or byte spans that do not meet, cannot overlap.
+    const auto a = byte_span(x), b = byte_span(out);
+    if (!out.storage().is_alias_of(x.storage()) || a.second < b.first || b.second < a.first)
+      overlap = at::MemOverlapStatus::No;
+  }
   const bool exact_alias = overlap == at::MemOverlapStatus::Full && out.strides() == x.strides() &&
                            x.size(-1) == n && out_features == n;
   return overlap == at::MemOverlapStatus::No || exact_alias;

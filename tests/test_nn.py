@@ -97,6 +97,26 @@ def test_matches_dense_channels_dim1(backend, shape, dtype, learnable):
     _check_against_dense(m, make_input((2, cin, 5, 3), dtype, seed=cin), seed=cout)
 
 
+@pytest.mark.parametrize("dim", [-1, 0], ids=["dim-1", "dim0"])
+@pytest.mark.parametrize("shape", [(16, 16), (12, 16), (16, 5)], ids=["16to16", "12to16", "16to5"])
+def test_forward_adds_bias_without_touching_input_or_bias(backend, shape, dim):
+    # The bias is added in place into the transform's own output where that is allowed; the
+    # input, the parameters and a second call's result must not see it.
+    fin, fout = shape
+    m = znn.HadamardLinear(fin, fout, dim=dim, backend=backend)
+    _randomize(m, seed=fin + fout)
+    x = make_input((fin, 3) if dim == 0 else (3, fin), torch.float32, seed=fin)
+    x_before, bias_before = x.clone(), m.bias.detach().clone()
+    with torch.no_grad():
+        first = m(x)
+        second = m(x)
+    assert torch.equal(x, x_before) and torch.equal(m.bias.detach(), bias_before)
+    assert torch.equal(first, second)
+    expected = zerofwht.fwht(x, m.n, dim, out_features=fout, scale=m.scale, backend=backend)
+    expected = expected + (bias_before[:, None] if dim == 0 else bias_before)
+    torch.testing.assert_close(first, expected, rtol=0, atol=0)
+
+
 def test_dim1_equals_conv1x1_of_to_linear(backend):
     m = znn.HadamardLinear(3, 10, dim=1, learnable_scale=True, dtype=torch.float64, backend=backend)
     _randomize(m, seed=3)

@@ -23,6 +23,8 @@
 #define ZF_STREAM_F32(p, v) _mm256_stream_ps((p), (v))
 #define ZF_STREAM_F64(p, v) _mm256_stream_pd((p), (v))
 #define ZF_SFENCE() _mm_sfence()
+#define ZF_F16_LOAD(p) _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
+#define ZF_F16_STORE(p, v) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph((__m256)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define ZF_RADIX_LOG2 3
 #include "fwht_cpu_impl.h"
 #pragma GCC pop_options

@@ -23,6 +23,8 @@
 #define ZF_STREAM_F32(p, v) _mm512_stream_ps((p), (v))
 #define ZF_STREAM_F64(p, v) _mm512_stream_pd((p), (v))
 #define ZF_SFENCE() _mm_sfence()
+#define ZF_F16_LOAD(p) _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))
+#define ZF_F16_STORE(p, v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph((__m512)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define ZF_RADIX_LOG2 4
 #include "fwht_cpu_impl.h"
 #pragma GCC pop_options

@@ -36,9 +36,6 @@ inline void check_out(const char* op, const at::Tensor& x, int64_t out_features,
               ": out has internal overlap (e.g. an expanded tensor); it cannot be written");
 }
 
-// Whether the kernel may write `out` directly (its layout permitting): out does not overlap x, or
-// out IS x (same memory, same strides) in a square transform, which runs in place. Any other
-// overlap goes through a temporary.
 // The bytes [first, last] a non-empty tensor with non-negative strides can touch.
 inline std::pair<uintptr_t, uintptr_t> byte_span(const at::Tensor& t) {
   int64_t last = 0;
@@ -47,6 +44,9 @@ inline std::pair<uintptr_t, uintptr_t> byte_span(const at::Tensor& t) {
   return {first, first + uintptr_t(last + 1) * t.element_size() - 1};
 }
 
+// Whether the kernel may write `out` directly (its layout permitting): out does not overlap x, or
+// out IS x (same memory, same strides) in a square transform, which runs in place. Any other
+// overlap goes through a temporary.
 inline bool may_write_directly(const at::Tensor& x, int64_t n, int64_t out_features, const at::Tensor& out) {
   auto overlap = at::get_overlap_status(out, x);
   if (overlap == at::MemOverlapStatus::TooHard) {

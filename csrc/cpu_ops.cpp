@@ -305,6 +305,7 @@ void run(const at::Tensor& x_in, int64_t n, int64_t out_features, double scale, 
   p.n = n;
   p.d_out = out_features;
   p.scale = scale;
+  cpu::fold_padding(p);
   launch(p);
 }
 

@@ -117,6 +117,21 @@ const CpuTuning& cpu_tuning() {
   return t;
 }
 
+bool fold_padding(FwhtParams& p) {
+  if (p.lg_copies != 0) return true;  // folded already
+  int64_t m = 16;
+  while (m < p.d_in) m *= 2;
+  const int64_t compute_bytes = p.dtype == DType::kFloat64 ? 8 : 4;
+  int64_t piece_bytes = 1;  // as FwhtPlan::piece: the largest power of two at most 2/3 of L1d
+  while (piece_bytes * 2 <= cpu_tuning().l1d_bytes * 2 / 3) piece_bytes *= 2;
+  if (m * 2 > p.n || m * compute_bytes > piece_bytes) return false;
+  int lg = 0;
+  while ((m << lg) < p.n) ++lg;
+  p.n = m;
+  p.lg_copies = lg;
+  return true;
+}
+
 const KernelTable& active_kernels() { return *current().load(std::memory_order_relaxed); }
 
 const char* supported_isas() {

@@ -562,7 +562,7 @@ struct Impl {
     auto dense = [&](const RowLayout& l) {
       return l.ndim == 0 || (l.ndim == 1 && l.strides[0] == p.n);
     };
-    return p.d_in == p.n && p.d_out == p.n && dense(p.x_layout) && dense(p.y_layout);
+    return p.d_in == p.n && p.d_out == p.n && p.lg_copies == 0 && dense(p.x_layout) && dense(p.y_layout);
   }
   // Packed calls take plan.pack_elems elements at a time (x and y chunks stay in L1). Longer rows
   // have little per-row overhead. 512 is packed too: its two passes (the leaf, then one stage)
@@ -612,6 +612,20 @@ struct Impl {
       if (c < limit) st.template put<true>(row + c, loadu<typename K::V>(w + row + c));
     }
   }
+  // A folded row (fold_padding in fwht_cpu.h): w holds its transform of n elements; the row's
+  // output is `copies` copies of it, n apart, the last one of all w - 0 and the others w + 0,
+  // written by st (a RowStore of the row) up to st.limit. x + (-0) is x - 0, and the zero is a
+  // run-time value, so the compiler cannot fold the addition away.
+  static void write_copies(const C* w, int64_t n, int64_t copies, const RowStore<T>& st) {
+    using V = typename K::V;
+    for (int64_t k = 0; k < copies && k * n < st.limit; ++k) {
+      const C zero = k + 1 == copies ? C(-0.0) : C(0.0);
+      const int64_t end = std::min(n, st.limit - k * n);
+      int64_t c = 0;
+      for (; c + K::W <= end; c += K::W) st.template put<false>(k * n + c, loadu<V>(w + c) + zero);
+      if (c < end) st.template put<true>(k * n + c, loadu<V>(w + c) + zero);
+    }
+  }
   static void run_rows(const FwhtParams& p, const FwhtPlan& plan, int64_t r0, int64_t r1) {
     const T* x = static_cast<const T*>(p.x);
     T* y = static_cast<T*>(p.y);
@@ -645,14 +659,18 @@ struct Impl {
       const int64_t sx = p.x_layout.ndim == 0 ? 0 : p.x_layout.strides[0];
       const int64_t sy = p.y_layout.ndim == 0 ? 0 : p.y_layout.strides[0];
       // Intermediate passes run in y when its rows hold all n positions back to back.
-      const bool chunk_in_y = in_y && p.d_out == p.n && (p.y_layout.ndim == 0 || sy == p.n);
+      const bool chunk_in_y = in_y && p.d_out == p.n && p.lg_copies == 0 && (p.y_layout.ndim == 0 || sy == p.n);
       C* buf = chunk_in_y ? nullptr : scratch(0, chunk_rows * p.n);
       for (int64_t r = r0; r < r1; r += chunk_rows) {
         const int64_t len = std::min(chunk_rows, r1 - r) * p.n;
         T* yr = y + r * sy;
         C* work = chunk_in_y ? reinterpret_cast<C*>(yr) : buf;
         const RowsStore<T> st{yr, sy, p.d_out, lg_n, scale, scaled, plan.stream};
-        if (!chunk_in_y && finish_in_scratch(plan, p.n, len)) {
+        if (p.lg_copies > 0) {
+          K::stages(len, 1, p.n, RowsLoad<T>{x + r * sx, sx, p.d_in, lg_n}, typename K::WorkIO{buf}, buf,
+                    plan.leaf_radix_log2);
+          for (int64_t i = 0; i < len; i += p.n) write_copies(buf + i, p.n, int64_t(1) << p.lg_copies, st.row(i));
+        } else if (!chunk_in_y && finish_in_scratch(plan, p.n, len)) {
           K::stages(len, 1, p.n, RowsLoad<T>{x + r * sx, sx, p.d_in, lg_n}, typename K::WorkIO{buf}, buf,
                     plan.leaf_radix_log2);
           copy_out(len, p.n, p.d_out, buf, st);
@@ -663,7 +681,7 @@ struct Impl {
       fence(plan.stream);
       return;
     }
-    const bool row_in_y = in_y && p.d_out == p.n;
+    const bool row_in_y = in_y && p.d_out == p.n && p.lg_copies == 0;
     C* buf = row_in_y ? nullptr : scratch(0, p.n);
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + row_offset(p.x_layout, r);
@@ -676,7 +694,10 @@ struct Impl {
         t_prefetch.write_lines = plan.stream ? 0 : lines_of<T>(p.d_out);
       }
       const RowStore<T> st{yr, p.d_out, scale, scaled, plan.stream};
-      if (!row_in_y && finish_in_scratch(plan, p.n, p.n)) {
+      if (p.lg_copies > 0) {
+        row_stages(plan, p.n, xr, p.d_in, typename K::WorkIO{buf}, buf);
+        write_copies(buf, p.n, int64_t(1) << p.lg_copies, st);
+      } else if (!row_in_y && finish_in_scratch(plan, p.n, p.n)) {
         row_stages(plan, p.n, xr, p.d_in, typename K::WorkIO{buf}, buf);
         copy_out(p.n, p.n, p.d_out, buf, st);
       } else {
@@ -911,7 +932,7 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
     while (want < 2 * threads) want <<= 1;
     block = std::min(block, std::max<int64_t>(p.n / want, 4096 / esz));
   }
-  if (p.n <= block) {
+  if (p.n <= block || p.lg_copies > 0) {  // folded rows fit an L1 piece (fold_padding)
     plan.blocked = false;
     plan.block = p.n;
     plan.num_blocks = 1;

@@ -107,8 +107,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                             "cpu_plan: in_place needs d_in == d_out == n = ", n, ", got d_in ", d_in, ", d_out ", d_out);
           static char in_place_marker;  // plan() only compares the two pointers
           if (in_place) p.x = p.y = &in_place_marker;
+          zerofwht::cpu::fold_padding(p);
           const zerofwht::cpu::FwhtPlan plan = zerofwht::cpu::active_kernels().plan(p, threads);
           pybind11::dict d;
+          d["n"] = p.n;
+          d["copies"] = int64_t(1) << p.lg_copies;
           d["blocked"] = plan.blocked;
           d["block"] = plan.block;
           d["num_blocks"] = plan.num_blocks;
@@ -126,7 +129,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "How the CPU kernel would cut a contiguous (rows, d_in) -> (rows, d_out) transform of length n "
         "on this many threads (for tests and tuning): blocking, whether the output streams past the "
         "caches (non-temporal stores), and how many vectors (2^leaf_radix_log2) the first pass keeps "
-        "in registers. d_in / d_out default to n; in_place: y is x (fwht_).");
+        "in registers; n and copies: the length actually transformed and how many copies of it make "
+        "the row (rows padded to at most half of n are folded, see fold_padding in csrc/fwht_cpu.h). "
+        "d_in / d_out default to n; in_place: y is x (fwht_).");
   m.def("supported_cpu_isas", [] { return std::string(zerofwht::cpu::supported_isas()); },
         "Comma-separated instruction sets this CPU can run, best first.");
   m.def("set_cpu_isa", [](const std::string& name) {

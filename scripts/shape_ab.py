@@ -11,6 +11,7 @@ peer_bench (and scripts/peer_ab.py) time square rows packed back to back. This t
     dout-24     zerofwht.fwht(x, out_features=n - 24)      (rows that do not start on a line)
     din-24      zerofwht.fwht(x[:, :n - 24] as its own tensor, n=n)   (a padded input)
     both-24     padded and truncated
+    din/4       zerofwht.fwht(x[:, :n/4] as its own tensor, n=n)   (padded to four times its length)
     out=wide    zerofwht.fwht(x, out=rows of a (rows, n + 64) tensor)  (an out= slice)
 
 in ns per row element (rows * n), and with --layers the forward of `zerofwht.nn.HadamardLinear`
@@ -33,7 +34,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_ab import parse_variant  # noqa: E402
 
-LAYERS = [(4096, 1000, 1000), (8192, 768, 3072), (8192, 3072, 768), (65536, 100, 100), (16384, 200, 10)]
+LAYERS = [(4096, 1000, 1000), (8192, 768, 3072), (8192, 3072, 768), (65536, 100, 100), (16384, 200, 10),
+          (16384, 300, 2000)]
 
 
 def transform_cases(k: int, total: int):
@@ -51,6 +53,9 @@ def transform_cases(k: int, total: int):
                   (f"2^{k} dout-24", lambda: zerofwht.fwht(x, out_features=n - 24)),
                   (f"2^{k} din-24", lambda: zerofwht.fwht(xp, n=n)),
                   (f"2^{k} both-24", lambda: zerofwht.fwht(xp, n=n, out_features=n - 24))]
+    if n >= 64:
+        xq = torch.randn(rows, n // 4)
+        cases.append((f"2^{k} din/4", lambda: zerofwht.fwht(xq, n=n)))
     wide = torch.empty(rows, n + 64)[:, :n]
     cases.append((f"2^{k} out=wide", lambda: zerofwht.fwht(x, out=wide)))
     return cases

@@ -31,7 +31,7 @@ def test_one_round_on_this_checkout_gives_every_case_for_every_variant(capsys):
     names = [re.match(r"\| (.*?) \(", row).group(1) for row in table[2:]]
     # n = 16 has no room for the 24-element padding or truncation; 2^6 has every case
     assert names == (["2^4 square", "2^4 out=wide"]
-                     + [f"2^6 {c}" for c in ("square", "dout-16", "dout-24", "din-24", "both-24", "out=wide")]
+                     + [f"2^6 {c}" for c in ("square", "dout-16", "dout-24", "din-24", "both-24", "din/4", "out=wide")]
                      + [f"layer {max(1, int(b * 0.001))}x{i}->{o}" for b, i, o in shape_ab.LAYERS])
     for row in table[2:]:
         values = [float(v) for v in row.strip("|").split("|")[1:]]

@@ -122,7 +122,7 @@ bool fold_padding(FwhtParams& p) {
   int64_t m = 16;
   while (m < p.d_in) m *= 2;
   const int64_t compute_bytes = p.dtype == DType::kFloat64 ? 8 : 4;
-  int64_t piece_bytes = 1;  // as FwhtPlan::piece: the largest power of two at most 2/3 of L1d
+  int64_t piece_bytes = 1;  // as FwhtPlan::piece (make_plan_t): the largest power of two <= 2/3 of L1d
   while (piece_bytes * 2 <= cpu_tuning().l1d_bytes * 2 / 3) piece_bytes *= 2;
   if (m * 2 > p.n || m * compute_bytes > piece_bytes) return false;
   int lg = 0;

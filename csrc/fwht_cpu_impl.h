@@ -893,6 +893,7 @@ FwhtPlan make_plan_t(const FwhtParams& p, int threads) {
   if (in_place) plan.stream = false;
   if (tune.stream_override >= 0) plan.stream = tune.stream_override == 1;
   // Pieces: the largest power of two at most 2/3 of L1d (32 KB of a 48 KB L1d, 16 KB of 32 KB).
+  // fold_padding (fwht_cpu_dispatch.cpp) uses the same rule, before any plan exists.
   plan.piece = pow2_floor(tune.l1d_bytes * 2 / 3) / esz;
   // Packed chunks: an eighth of L1d (measured on Zen 4, n = 2^9 streamed: 16 KB chunks 0.38-0.41,
   // 4 KB chunks 0.21-0.24 ns per element).

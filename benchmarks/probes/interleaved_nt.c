@@ -16,19 +16,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "probe_timing.h"
+
 #define N (1 << 22)
 #define REPS 21
 #define GROUP 1024  // columns per gathered group, elements
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-static int by_value(const void* a, const void* b) {
-  double d = *(const double*)a - *(const double*)b;
-  return d < 0 ? -1 : d > 0;
-}
 
 __attribute__((target("avx512f"))) static void put(float* p, __m512 v, int nt) {
   if (nt) _mm512_stream_ps(p, v);
@@ -77,9 +70,8 @@ int main(void) {
           else interleaved(x, y, nt, seg, segs);
           t[r] = now() - t0;
         }
-        qsort(t, REPS, sizeof(double), by_value);
-        printf("%-11s streams=%d %-5s %.3f ns per element\n", g ? "grouped" : "interleaved", segs, nt ? "nt" : "plain",
-               t[REPS / 2] / N * 1e9);
+                printf("%-11s streams=%d %-5s %.3f ns per element\n", g ? "grouped" : "interleaved", segs, nt ? "nt" : "plain",
+               median(t, REPS) / N * 1e9);
       }
   return 0;
 }

@@ -18,18 +18,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "probe_timing.h"
+
 #define N (1 << 22)
 #define REPS 21
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-static int by_value(const void* a, const void* b) {
-  double d = *(const double*)a - *(const double*)b;
-  return d < 0 ? -1 : d > 0;
-}
 
 __attribute__((target("avx512f"))) static void doubled(const float* x, float* y, int nt) {
 #pragma omp parallel for schedule(static)
@@ -60,9 +53,9 @@ int main(void) {
         else doubled(x, y, mode == 1);
         t[r] = now() - t0;
       }
-      qsort(t, REPS, sizeof(double), by_value);
+      const double med = median(t, REPS);  // sorts t: t[0] is then the minimum
       printf("threads %d  %-8s median %.3f  min %.3f ns per element\n", omp_get_max_threads(), names[mode],
-             t[REPS / 2] * 1e9 / N, t[0] * 1e9 / N);
+             med * 1e9 / N, t[0] * 1e9 / N);
     }
   }
   return 0;

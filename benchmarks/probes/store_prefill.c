@@ -22,19 +22,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "probe_timing.h"
+
 #define N (1 << 22)
 #define REPS 31
 #define CHUNK 4096  // elements
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-static int by_value(const void* a, const void* b) {
-  double d = *(const double*)a - *(const double*)b;
-  return d < 0 ? -1 : d > 0;
-}
 
 enum { PLAIN, NT, STOSB_PLAIN, MOVSB_INPLACE, INPLACE, MODES };
 
@@ -76,8 +69,7 @@ int main(void) {
       run(x, y, mode);
       t[r] = now() - t0;
     }
-    qsort(t, REPS, sizeof(double), by_value);
-    printf("%-16s %.3f ns per element\n", names[mode], t[REPS / 2] / N * 1e9);
+        printf("%-16s %.3f ns per element\n", names[mode], median(t, REPS) / N * 1e9);
   }
   return 0;
 }

@@ -38,6 +38,7 @@ from . import init  # noqa: E402
 # ---- issue 4: modules and GradInit ---------------------------------------------------------------
 from . import nn  # noqa: E402
 from .gradinit import gradinit  # noqa: E402
+from . import models  # noqa: E402  (AugSkip ResNets: zerofwht.models.augskip_resnet18 / 50)
 
 
 def backends() -> list[dict]:

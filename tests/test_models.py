@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import zerofwht
-from zerofwht.models import (AugSkipResNet, augskip_resnet18, augskip_resnet50, zero_relu)
+from zerofwht.models import (AugSkipResNet, ChannelHadamard, augskip_resnet18, augskip_resnet50,
+                             zero_relu)
 from zerofwht.nn import HadamardLinear
 
 FACTORIES = {"resnet18": (augskip_resnet18, 16), "resnet50": (augskip_resnet50, 32)}  # input size
@@ -113,6 +114,33 @@ def test_every_hadamard_shortcut_equals_dense_product(dtype, memory_format):
         (gx_ref,) = torch.autograd.grad(y_ref, x64, g.double())
         torch.testing.assert_close(y.double(), y_ref, **tol, msg=lambda s: f"{name} forward: {s}")
         torch.testing.assert_close(gx.double(), gx_ref, **tol, msg=lambda s: f"{name} backward: {s}")
+
+
+@pytest.mark.parametrize("cin, cout, h, w, layout", [
+    (8, 8, 5, 7, "sliced"),          # rows of H*W not contiguous in memory: copied first
+    (8, 8, 5, 7, "channels_last"),   # channel rows already contiguous: the plain transform
+    (8, 8, 1, 1, "nchw"),            # H*W = 1: NCHW is channels-last too
+    (3, 16, 4, 4, "nchw"),           # the stem: zero-padded channels, H*W a power of two
+    (6, 10, 3, 3, "nchw"),           # N = 16 > out: truncated, not orthogonal
+    (16, 16, 6, 6, "half"),          # fp16: the plain transform (no extra H_P passes)
+])
+def test_channel_hadamard_paths_equal_dense_product(cin, cout, h, w, layout):
+    m = ChannelHadamard(cin, cout)
+    dtype = torch.float16 if layout == "half" else torch.float64
+    x = _input(3, cin, max(h, w) + 2, seed=1, dtype=dtype)[:, :, :h, :w]
+    if layout != "sliced":
+        x = x.contiguous(memory_format=torch.channels_last if layout == "channels_last"
+                         else torch.contiguous_format)
+    x.requires_grad_(True)
+    y = m(x)
+    g = _input(3, cout, max(h, w), seed=2, dtype=dtype)[:, :, :h, :w]
+    (gx,) = torch.autograd.grad(y, x, g)
+    hb = _had_block(cout, cin)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-3, atol=2e-3)
+    torch.testing.assert_close(y.double(), _mix(hb, x.detach().double()), **tol)
+    torch.testing.assert_close(gx.double(), _mix(hb.T, g.double()), **tol)
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(m, (x.detach().clone().requires_grad_(True),))
 
 
 def _grad_schedule(model, x, target, steps):

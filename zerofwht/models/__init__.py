@@ -10,8 +10,9 @@
 """
 from .augskip import (INITS, AugSkipBasicBlock, AugSkipBottleneck, AugSkipResNet,
                       augskip_resnet18, augskip_resnet50)
-from .layers import SHORTCUTS, AugSkipShortcut, ZeroReLU, channel_hadamard, zero_relu
+from .layers import (SHORTCUTS, AugSkipShortcut, ChannelHadamard, ZeroReLU, channel_hadamard,
+                     zero_relu)
 
 __all__ = ["augskip_resnet18", "augskip_resnet50", "AugSkipResNet", "AugSkipBasicBlock",
-           "AugSkipBottleneck", "AugSkipShortcut", "ZeroReLU", "zero_relu", "channel_hadamard",
+           "AugSkipBottleneck", "AugSkipShortcut", "ChannelHadamard", "ZeroReLU", "zero_relu", "channel_hadamard",
            "INITS", "SHORTCUTS"]

@@ -18,8 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import HadamardLinear
+from ..ops import fwht
+from ..reference import next_power_of_two
 
-__all__ = ["zero_relu", "ZeroReLU", "channel_hadamard", "AugSkipShortcut", "SHORTCUTS"]
+__all__ = ["zero_relu", "ZeroReLU", "ChannelHadamard", "channel_hadamard", "AugSkipShortcut", "SHORTCUTS"]
 
 SHORTCUTS = ("hadamard", "dense_init")
 
@@ -42,17 +44,81 @@ class ZeroReLU(nn.Module):
         return zero_relu(x)
 
 
-def channel_hadamard(in_channels: int, out_channels: int) -> HadamardLinear:
+class ChannelHadamard(HadamardLinear):
+    r"""The fixed ``s * I* H_N I*`` over the channels (dim 1) of an ``(N, C, H, W)`` tensor: a
+    :class:`zerofwht.nn.HadamardLinear` (``bias=False, dim=1``, default scale ``N^-1/2``) with a
+    faster path for contiguous NCHW input.
+
+    ``HadamardLinear(dim=1)`` transforms rows along dim 1; in a contiguous NCHW tensor those rows
+    are strided by ``H * W``, so :func:`zerofwht.fwht` first gathers them with a transposing copy,
+    which costs more than the transform. Here, for contiguous-row NCHW input (fp32 / fp64, eager
+    mode), the transform over channels is done by two transforms over contiguous rows, with
+    ``P = 2^ceil(log2(H * W))``::
+
+        Z = (I_C (x) H_P) pad_P(X)       # each channel's H*W pixels, zero-padded to P
+        Y = (H_N (x) H_P) Z / P           # one row of length C*P per image, padded to N*P
+          = (H_N H_I* (x) I_P) pad_P(X)   # since H_P H_P = P I
+
+    and the first ``H * W`` of each output row of length ``P`` are returned, as a view (row
+    stride ``P``). Both passes read and write contiguous memory, their outputs come from the
+    transform's reusable output buffers, and the backward pass is the same with in / out
+    swapped. Channels-last input (channel stride 1) already has contiguous channel rows and goes
+    straight to :func:`zerofwht.fwht`; so do half types (their intermediate rounding would grow
+    with the extra ``H_P`` passes) and everything under ``torch.compile`` (which sees the plain op).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, **kwargs) -> None:
+        super().__init__(in_channels, out_channels, bias=False, dim=1, **kwargs)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if (isinstance(input, Tensor) and input.dim() == 4 and _flattened_path(input)
+                and input.shape[1] == self.in_features and self.backend is None
+                and not torch.compiler.is_compiling()):
+            return _ChannelFWHT.apply(input, self.n, self.out_features, self.scale)
+        return super().forward(input)
+
+
+def _flattened_path(x: Tensor) -> bool:
+    b, c, h, w = x.shape
+    return (x.dtype in (torch.float32, torch.float64) and h * w > 1 and x.stride(1) != 1
+            and x.numel() > 0)
+
+
+def _channel_transform(x: Tensor, n: int, out_channels: int, scale: float) -> Tensor:
+    """``scale * (H_n pad_n(x))[:out_channels]`` over dim 1 of ``x`` (N, C, H, W)."""
+    if not _flattened_path(x):
+        return fwht(x, n, 1, out_features=out_channels, scale=scale)
+    b, c, h, w = x.shape
+    hw = h * w
+    p = next_power_of_two(hw)
+    if x.stride(3) != 1 or (h > 1 and x.stride(2) != w):
+        x = x.contiguous()
+    z = fwht(x.reshape(b, c, hw), p)                                        # (b, c, p)
+    y = fwht(z.view(b, c * p), n * p, out_features=out_channels * p, scale=scale / p)
+    return y.view(b, out_channels, p)[:, :, :hw].view(b, out_channels, h, w)
+
+
+class _ChannelFWHT(torch.autograd.Function):
+    # The adjoint of s * I*(out x n) H_n I*(n x in) over channels is the same with in and out
+    # swapped (H_n is symmetric): the backward pass runs the same two-pass transform.
+    @staticmethod
+    def forward(ctx, x, n, out_channels, scale):
+        ctx.cfg = (n, x.shape[1], scale)
+        return _channel_transform(x, n, out_channels, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        n, in_channels, scale = ctx.cfg
+        return _channel_transform(grad, n, in_channels, scale), None, None, None
+
+
+def channel_hadamard(in_channels: int, out_channels: int) -> ChannelHadamard:
     """The fixed ``s * I* H_N I*`` over the channel dim of NCHW input, ``N`` the next power of two
     of ``max(in, out)``, ``s = N^-1/2``: for ``in == out == N`` the orthonormal Hadamard transform
     (the authors' ``hadamard(C) / 2^(log2(C)/2)``); for ``in < out`` the zero-padding of the input
-    channels followed by it (the stem's fixed path). No parameters.
-
-    On a ``torch.channels_last`` tensor the channels of each pixel are contiguous and the transform
-    runs on contiguous rows (the fast path); on a contiguous NCHW tensor the channels are strided by
-    ``H * W`` and :func:`zerofwht.fwht` first gathers them into rows (a transposing copy).
+    channels followed by it (the stem's fixed path). No parameters. See :class:`ChannelHadamard`.
     """
-    return HadamardLinear(in_channels, out_channels, bias=False, dim=1)
+    return ChannelHadamard(in_channels, out_channels)
 
 
 class AugSkipShortcut(nn.Module):
@@ -74,7 +140,7 @@ class AugSkipShortcut(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False,
                               device=device, dtype=dtype)
         self.conv.augskip_role = "shortcut"
-        self.transform: Optional[HadamardLinear] = (
+        self.transform: Optional[ChannelHadamard] = (
             channel_hadamard(out_channels, out_channels) if kind == "hadamard" else None)
 
     def forward(self, x: Tensor) -> Tensor:

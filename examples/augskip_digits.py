@@ -117,7 +117,7 @@ def train(init, seed, data, epochs, width, lr, batch, track_rank):
             opt.step()
             sched.step()
             step += 1
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             count += len(idx)
             if track_rank and step % rank_every == 0:
                 log_rank(step)

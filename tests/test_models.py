@@ -265,9 +265,11 @@ def test_init_values_of_the_roles():
 def test_torch_compile_fullgraph_forward_backward(batchnorm):
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model, size = _model("resnet18", init="kaiming", batchnorm=batchnorm)
+    # fp64: eager mode runs the NCHW channel transform as two contiguous-row passes, the compiled
+    # graph the plain transform; in fp64 their rounding differences stay far below the tolerance.
+    model, size = _model("resnet18", init="kaiming", batchnorm=batchnorm, dtype=torch.float64)
     model.eval()  # BN with running stats: eager and compiled see the same numbers
-    x = _input(2, 3, size, dtype=torch.float32)
+    x = _input(2, 3, size, dtype=torch.float64)
     # aot_eager traces the whole forward and backward graph (custom ops with their fake kernels
     # and autograd formulas, the where-based ReLU) without inductor's C++ compile time.
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
@@ -277,9 +279,10 @@ def test_torch_compile_fullgraph_forward_backward(batchnorm):
     model.zero_grad()
     y_e = model(x)
     y_e.square().sum().backward()
-    torch.testing.assert_close(y_c, y_e, rtol=1e-5, atol=1e-6)
+    assert y_e.abs().max() > 1e-3  # kaiming: a nonzero output to compare
+    torch.testing.assert_close(y_c, y_e, rtol=1e-9, atol=1e-12)
     for n, p in model.named_parameters():
-        torch.testing.assert_close(grads_c[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+        torch.testing.assert_close(grads_c[n], p.grad, rtol=1e-9, atol=1e-12, msg=n)
 
 
 @pytest.mark.parametrize("kwargs, exc, text", [

@@ -61,14 +61,17 @@ class DenseChannelHadamard(nn.Module):
 
 
 def interleaved(fns: dict, reps: int) -> dict:
-    """Median seconds of each callable, called in turn ``reps`` times (after one warm-up each)."""
+    """Median seconds of each callable, called in turn ``reps`` times (after one warm-up each).
+    The order rotates from one round to the next, so that no variant always runs right after the
+    same other one (whose freed memory and evicted caches it would inherit)."""
     for f in fns.values():
         f()
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
+    keys = list(fns)
+    times = {k: [] for k in keys}
+    for r in range(reps):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
             t = time.perf_counter()
-            f()
+            fns[k]()
             times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 

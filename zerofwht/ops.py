@@ -20,8 +20,7 @@ from typing import Optional
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from . import _backends, reference
-from ._autograd import make_backward as _make_backward, setup_context as _setup_context
+from . import _autograd, _backends, reference
 from ._checks import DimensionError  # noqa: F401  (public: zerofwht.DimensionError)
 from ._checks import canonical_dim as _canonical_dim, check_int as _check_int  # noqa: F401
 from ._checks import check_op_args as _check_op_args, check_out as _check_out
@@ -46,15 +45,13 @@ def _fake_fwht(x, n, out_features, scale):
 
 
 torch.library.register_fake("zerofwht::fwht_torch")(_fake_fwht)
-torch.library.register_autograd("zerofwht::fwht_torch", _make_backward(torch.ops.zerofwht.fwht_torch),
-                                setup_context=_setup_context)
+_autograd.register("fwht_torch")
 
 
 def register_compiled_ops() -> None:
     """Fake kernels and autograd for the C++ ops; called once zerofwht._C has been imported."""
     torch.library.register_fake("zerofwht::fwht")(_fake_fwht)
-    torch.library.register_autograd("zerofwht::fwht", _make_backward(torch.ops.zerofwht.fwht),
-                                    setup_context=_setup_context)
+    _autograd.register("fwht")
 
     @torch.library.register_fake("zerofwht::fwht_out")
     def _(x, n, out_features, scale, out):

@@ -31,8 +31,7 @@ from typing import Optional
 
 import torch
 
-from . import _backends, _checks
-from ._autograd import make_backward, setup_context
+from . import _autograd, _backends, _checks
 from .triton_fwht_kernels import (DTYPES, IMPORT_ERROR, INDEX_LIMIT, MAX_LOG_N, KERNELS,  # noqa: F401
                                   Limits, _kernel, _workspace_dtype, col_meta, default_limits,
                                   device_limits, kernel_configs, limits_for_shared_memory,
@@ -277,10 +276,8 @@ if IMPORT_ERROR is None:
         for name, fn in (("fwht_triton", _fake), ("fwht_triton_out", _fake_out),
                          ("fwht_triton_inplace", _fake_inplace)):
             torch.library.register_fake(f"zerofwht::{name}")(fn)
-        # Same autograd as every transform op (_autograd.py): the backward is this op with d_in and
-        # out_features swapped, so double backward works.
-        torch.library.register_autograd("zerofwht::fwht_triton",
-                                        make_backward(torch.ops.zerofwht.fwht_triton),
-                                        setup_context=setup_context)
+        # Same autograd and vmap rules as every transform op (_autograd.py): the backward is this op
+        # with d_in and out_features swapped, so double backward works.
+        _autograd.register("fwht_triton")
 
     _register()

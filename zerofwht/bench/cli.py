@@ -398,7 +398,7 @@ def main(argv=None) -> int:
     if runs and runs[0].get("cpu_isa"):
         meta["cpu_isa"] = runs[0]["cpu_isa"]  # what the workers ran with (--isa)
     meta["thread_counts"] = cfg["threads"]
-    meta["peers"] = runs[0]["peers"] if runs else {}
+    meta["peers"] = next((r["peers"] for r in runs if "peers" in r), {})  # the fwht section's
     meta["wall_s"] = round(time.perf_counter() - t0, 1)
     meta["warnings"] = warnings
     meta["plot_yscale"] = args.plot_yscale

@@ -6,7 +6,7 @@ training; HadamardLinear has only a bias). Medians of repeated timings, the two 
 alternately in the same run. CPU always; CUDA too when a GPU is present. Also the pure-PyTorch
 backend of HadamardLinear (``backend="torch"``) for reference.
 
-The bar (issue 4): at width 4096, batch 256, HadamardLinear forward+backward >= 10x faster than
+The bar: at width 4096, batch 256, HadamardLinear forward+backward >= 10x faster than
 nn.Linear on the CPU.
 
     python examples/speed_in_model.py [--out DIR] [--quick] [--threads 1,2] [--batch 256]

@@ -6,7 +6,7 @@ weight on the device, and reports
 
 * ``gbps``: bytes written (``numel * element_size``) per second;
 * ``ratio_to_fill``: that bandwidth over the bandwidth of ``w.fill_(1.0)`` on the same tensor,
-  measured in the same run (the bar: >= 0.8 on CPU, >= 0.9 on a GPU, DESIGN.md section 7);
+  measured in the same run (the bar: >= 0.8 on CPU, >= 0.9 on a GPU, docs/design.md);
 * ``speedup_vs_dense``: the time of the ZerO authors' approach (dense ``scipy.linalg.hadamard(P)``
   on the host, products with identity blocks ``eye(out, P) @ H / 2^(m/2) @ eye(P, in)``, then a
   copy into the weight on its device) over ours, where that approach fits in memory and time
@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import platform
 import sys
 import time

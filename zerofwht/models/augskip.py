@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import init as zinit
+from ..init import idic_, idiz_, idizc_, partial_identity_, zero_init_
 from .layers import SHORTCUTS, AugSkipShortcut, channel_hadamard, zero_relu
 
 __all__ = ["AugSkipBasicBlock", "AugSkipBottleneck", "AugSkipResNet", "augskip_resnet18",
@@ -259,7 +259,7 @@ class AugSkipResNet(nn.Module):
         elif self.init == "xavier":
             nn.init.xavier_normal_(w, generator=generator)
         else:
-            zinit.idiz_(w, idinit_eps)
+            idiz_(w, idinit_eps)
         self.fc.bias.zero_()
 
     def _init_conv(self, conv: nn.Conv2d, generator, eps: float) -> None:
@@ -272,13 +272,13 @@ class AugSkipResNet(nn.Module):
             if role in ("stem", "zero"):
                 w.zero_()
             elif role == "identity" or self.shortcut_kind == "hadamard":
-                zinit.partial_identity_(w)
+                partial_identity_(w)
             else:  # dense_init shortcut: the paper's text variant, c * H * I* in the weight
-                zinit.zero_init_(w)
+                zero_init_(w)
         elif role in ("stem", "zero"):  # idinit: branch-ending layers
-            zinit.idizc_(w, eps)
+            idizc_(w, eps)
         else:
-            zinit.idic_(w, 1.0)
+            idic_(w, 1.0)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The ``(N, num_features)`` features the classifier sees."""

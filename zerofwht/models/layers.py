@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import HadamardLinear
-from .. import fwht  # the public function (zerofwht.fwht)
+from ..ops import fwht
 from ..reference import next_power_of_two
 
 __all__ = ["zero_relu", "ZeroReLU", "ChannelHadamard", "channel_hadamard", "AugSkipShortcut", "SHORTCUTS"]

@@ -73,7 +73,7 @@ class ChannelHadamard(HadamardLinear):
     def forward(self, input: Tensor) -> Tensor:
         if (isinstance(input, Tensor) and input.dim() == 4 and _flattened_path(input)
                 and input.shape[1] == self.in_features and self.backend is None
-                and not torch.compiler.is_compiling()):
+                and self.output_scale is None and not torch.compiler.is_compiling()):
             return _ChannelFWHT.apply(input, self.n, self.out_features, self.scale)
         return super().forward(input)
 

@@ -11,6 +11,19 @@ Public API (see README.md and docs/design.md)::
     zerofwht.gradinit(model, loss_fn, batches)   # GradInit: learned per-tensor init scales
     zerofwht.backends()                          # the backend table, with reasons
     python -m zerofwht.bench                     # benchmark CLI
+
+Package layout (a call goes down these layers; docs/design.md has the picture):
+
+    ops.py                  public transform functions, op registration (fake kernels)
+    _checks.py              argument checks of every backend (transform and init fill)
+    _backends.py            the backend tables (transform, init fill) and the one selector
+    _autograd.py            autograd and vmap rules of every transform op
+    triton_fwht.py          Triton transform: launcher + triton_op ops (kernels: triton_fwht_kernels.py)
+    triton_init.py          Triton init fill: launcher + op (kernel: triton_init_kernels.py)
+    _C (csrc/)              C++ CPU and CUDA kernels and their op schemas
+    reference.py            dense fp64 references; the pure-PyTorch backend's butterfly
+    init, nn, gradinit      initializers, HadamardLinear, GradInit
+    bench/                  python -m zerofwht.bench; bench/timing.py is the one timing harness
 """
 from __future__ import annotations
 
@@ -42,7 +55,8 @@ from . import models  # noqa: E402  (AugSkip ResNets: zerofwht.models.augskip_re
 
 
 def backends() -> list[dict]:
-    """The backend table: name, devices, dtypes, max n, and why a backend is unavailable."""
+    """The backend table: name, devices, dtypes, max n, and why a backend is unavailable here
+    (not compiled or not importable; for Triton also: no CUDA device, unless TRITON_INTERPRET=1)."""
     return _backends.table()
 
 

@@ -33,7 +33,7 @@ from typing import Iterable, Optional, Sequence
 import torch
 from torch import nn
 
-from . import _backends, reference
+from .. import _backends, reference
 
 __all__ = [
     "partial_identity_",

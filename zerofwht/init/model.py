@@ -14,7 +14,7 @@ from torch import nn
 
 from .fill import _real
 from .initializers import idi_, idic_, idiz_, idizc_, partial_identity_, zero_init_
-from .residual import find_residual_ends, weight_role
+from .residual import find_residual_ends, is_packed_qkv, weight_role
 from .rules import (RuleContext, _embedding_rule, _find_rule, _local_view, _mha_rule,  # noqa: F401
                     _norm_rule, register_rule)
 
@@ -196,9 +196,11 @@ def init_model_(model: nn.Module, scheme: str, *, residual_last="auto", classifi
         cls = {linears[-1]: "classifier='auto': last nn.Linear"} if linears else {}
     else:
         cls = _resolve(model, classifier, "classifier", named)
-    first = next(iter(named), None)
-    if first is not None and weight_role(first) is not None:
-        first = None  # an attention projection keeps its own rule
+    first = next((n for n, (m, r) in rules.items() if r is not None and r not in (
+        _norm_rule, _embedding_rule)), None)
+    if first is not None and (rules[first][1] is _mha_rule or weight_role(first) is not None
+                              or is_packed_qkv(first)):
+        first = None  # an attention projection keeps its own rule (IDI_1)
     state = _State(scheme, opts, residual, cls, first, transformer=bool(auto))
     with torch.no_grad():
         for name, (m, rule) in rules.items():

@@ -43,11 +43,14 @@ class RuleContext:
     def __init__(self, state, name: str, module: nn.Module):  # state: model._State
         self._s, self.name, self.module, self.scheme = state, name, module, state.scheme
 
+    def _full(self, pname: str) -> str:
+        return f"{self.name}.{pname}" if self.name else pname
+
     def _param(self, pname: str):
         p = getattr(self.module, pname, None)
         if p is None:
             return None, None
-        full = f"{self.name}.{pname}" if self.name else pname
+        full = self._full(pname)
         first = self._s.seen.get(id(p))
         if first is not None and first != full:
             return p, first  # tied: initialized where first seen
@@ -75,12 +78,13 @@ class RuleContext:
         p, tied = self._param(pname)
         if p is None:
             return None
-        name = label or (f"{self.name}.{pname}" if pname != "weight" else self.name)
+        name = label or (self._full(pname) if pname != "weight" or not self.name else self.name)
         shape = tuple(p.shape[::-1] if transpose else p.shape)
         if tied is not None:
             return self._record(name, p, shape, f"tied to {tied}", why="tied parameter: "
                                 "initialized once, where it first appears")
-        role, why = self._s.role_of(self.name, role, why)
+        if block_roles is None:
+            role, why = self._s.role_of(self.name, role, why)
         if _is_meta(p):
             return self._s.meta(name, self._record(name, p, shape, "skipped (meta)", role=role))
         if shape[0] % blocks:
@@ -116,14 +120,14 @@ class RuleContext:
         if record is not None:
             record["bias"] = what
         else:
-            self._record(f"{self.name}.{pname}", p, tuple(p.shape), what)
+            self._record(self._full(pname), p, tuple(p.shape), what)
 
     def fill(self, pname: str, value: float, why: str) -> Optional[dict]:
         """Set parameter ``pname`` to the constant ``value`` (norm weights)."""
         p, tied = self._param(pname)
         if p is None:
             return None
-        name = f"{self.name}.{pname}"
+        name = self._full(pname)
         if tied is not None:
             return self._record(name, p, tuple(p.shape), f"tied to {tied}")
         if _is_meta(p):
@@ -137,7 +141,7 @@ class RuleContext:
         p, tied = self._param(pname)
         if p is None:
             return None
-        return self._record(f"{self.name}.{pname}", p, tuple(p.shape),
+        return self._record(self._full(pname), p, tuple(p.shape),
                             f"tied to {tied}" if tied else "kept", why=why)
 
 

@@ -289,6 +289,9 @@ def _apply(fname: str, w, rule, tap_mode: int, offset, full_shape, backend, afte
                              f"lies outside full_shape[{d}]={full_shape[d]} (offset={tuple(offset)}, "
                              f"full_shape={tuple(full_shape)})")
     if local.numel() == 0:  # an empty local shard of a DTensor
+        if after is not None:  # draw what the other shards draw: generators stay in step
+            with torch.no_grad():
+                after(local, offset, full_shape)
         return w
     kind, value = rule(full_shape)
     fill_(local, kind, value, tap_mode if nd > 2 else TAP_FLATTEN, offset, full_shape, backend)

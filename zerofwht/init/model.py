@@ -74,6 +74,11 @@ class _State:
         params = {"tau": tau, "noise_std": o["noise_std"]} if o["noise_std"] else {"tau": tau}
         return "idi_", lambda w, **k: idi_(w, tau, o["noise_std"], o["generator"], **k), params
 
+    def draws_noise(self, role):
+        """Whether the rule of this role draws from the generator (loosened IDI)."""
+        return self.scheme == "idinit" and bool(self.o["noise_std"]) and role not in (
+            "residual_last", "out", "classifier")
+
     def bias_fill(self, p):
         o = self.o
         if self.scheme != "zero_weight_random_bias":

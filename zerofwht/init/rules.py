@@ -100,6 +100,11 @@ class RuleContext:
             if lo < hi:  # this shard holds rows [lo, hi) of the block
                 part = local[lo - off[0]:hi - off[0]]
                 fn(part, offset=[lo - b * rows] + off[1:], full_shape=(rows,) + shape[1:])
+            elif self._s.draws_noise(brole):
+                # a block this shard does not hold: fill one row of scratch so that the generator
+                # advances exactly as on the shards that hold it (bitwise equal to unsharded)
+                scratch = torch.empty((1,) + shape[1:], dtype=local.dtype, device=local.device)
+                fn(scratch, offset=[0] * len(shape), full_shape=(rows,) + shape[1:])
             bname = name if blocks == 1 else f"{name}[{'qkv'[b] if blocks == 3 else b}]"
             bshape = shape if blocks == 1 else (rows,) + shape[1:]
             rec = self._record(bname, p, bshape, rule, params, brole, why)

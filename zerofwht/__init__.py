@@ -1,6 +1,6 @@
 """zerofwht: fast Walsh-Hadamard transforms as PyTorch custom ops, and ZerO / IDInit initializers.
 
-Public API (see README.md and DESIGN.md sections 3-4)::
+Public API (see README.md and docs/design.md)::
 
     zerofwht.fwht(x, n=None, dim=-1, norm=None, *, out_features=None, scale=None, out=None, backend=None)
     zerofwht.fwht_(x, ...)                       # in place
@@ -32,10 +32,10 @@ from .ops import DimensionError, fwht, fwht_, hadamard_transform  # noqa: E402
 if _C is not None:
     ops.register_compiled_ops()
 
-# ---- issue 3: initializers (zerofwht.init); registers its ops' fake kernels on import -----------
+# ---- initializers (zerofwht.init); registers its ops' fake kernels on import ----------------------
 from . import init  # noqa: E402
 
-# ---- issue 4: modules and GradInit ---------------------------------------------------------------
+# ---- modules and GradInit ------------------------------------------------------------------------
 from . import nn  # noqa: E402
 from .gradinit import gradinit  # noqa: E402
 

@@ -48,6 +48,10 @@ cudaError_t launch_fwht(const FwhtCudaParams& p, void* workspace, cudaStream_t s
 // memory. Returns false for arguments launch_fwht() would refuse.
 bool emulate_fwht(const FwhtCudaParams& p, void* workspace);
 
+// Tests only: rows are processed in chunks of this many workspace bytes (at least one row) instead
+// of the 16 MB the device uses, so that small host cases reach several chunks; 0 restores 16 MB.
+void set_emulate_chunk_bytes(int64_t bytes);
+
 // Tests only: the worst shared-memory bank conflict (ways; 1 = conflict-free) of the row kernel's
 // phase-A store and phase-B load, and of the column kernel's tile accesses, for one shape.
 struct BankReport {

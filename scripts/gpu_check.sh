@@ -24,17 +24,22 @@
 # under a time box of ZEROFWHT_GPU_CHECK_INJECT_LIMIT seconds (default 2).
 # Env: ZEROFWHT_PY (default python3), ZEROFWHT_FHT_SRC, MAX_JOBS (default: all cores).
 #
-# Budget estimate (measured 2026-12-06 on the 2-core Xeon guest without a GPU, loaded by seven
-# other jobs, load average 12; the H100 machine has 16 cores):
-#   - extension build against CUDA torch 2.14.1 for sm_90 only, MAX_JOBS=1: see BUILD_MEASURED
-#     below; the build's critical path is csrc/cuda/fwht_cuda.cu (one nvcc job, every row-kernel
-#     template for one arch), so 16 cores cut the rest but not that file: about 1.5-3 min expected.
-#   - GPU-test selection run on CPU tensors under TRITON_INTERPRET=1 (triton + torch backends,
-#     --quick sizes, 206 tests of tests/gpu/test_gpu_fwht.py): 504 s wall, 58 s CPU (loaded);
-#     the interpreter is ~100x slower than the GPU, so the GPU share is dominated by Triton's JIT
-#     compiles (one per dtype x size x kernel, about 0.5-1 s each cold): the tests_fwht box.
-#   - dry run of this script (no GPU): about 10-20 s, see tests/test_gpu_check.py.
-# Total: build ~2-3 min + tests ~3-5 min + sanitizer ~2 min + bench ~1 min, each boxed: < 9 min.
+# Budget estimate, from what was measured on 2026-12-06 on the 2-core Xeon guest without a GPU,
+# loaded by seven other jobs (load average 12 on 2 cores: wall times there are ~6x CPU times):
+#   - the whole extension (7 C++ files + 3 CUDA files) against CUDA torch 2.14.1 for sm_90 only,
+#     MAX_JOBS=1: 1070 s wall; the longest files csrc/cpu AVX-512 kernel 430 s, the portable CPU
+#     kernel 230 s, csrc/cuda/fwht.cu 90 s (every row-kernel template for one arch), the rest
+#     under 2 min each. With 16 idle cores (ninja runs them in parallel) the build is bounded by
+#     the AVX-512 file: about 70-90 s expected (box: 200 s). Without ninja torch builds the files
+#     one after another: ~3 min, still inside the box.
+#   - GPU-test selection on CPU tensors under TRITON_INTERPRET=1 (triton + torch backends, --quick
+#     sizes, 206 tests of tests/gpu/test_gpu_fwht.py, all passed): 504 s wall, 58 s CPU. On the
+#     GPU the kernels take microseconds; what costs is Triton's JIT (one compile per dtype x size
+#     configuration, ~0.5-1 s cold, about 120 configurations in the full run) and the fp64
+#     references: ~2-3 min expected for tests_fwht (box 170 s; 75 s with --quick's fewer sizes).
+#   - the dry run of this script: 57-160 s wall, 10-12 s CPU on that loaded guest.
+# Total (full): build ~1.5 + tests ~4.5 + sanitizer ~2 + bench ~1 min, each boxed, hard cap 520 s
+# of steps + the summary: under 9 min. --quick: 225 s of steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

@@ -60,7 +60,7 @@ def cmd_env(args):
         info["triton"] = triton.__version__
     except Exception as exc:  # noqa: BLE001
         info["triton"] = f"not importable ({type(exc).__name__})"
-    for tool in ("nvcc", "compute-sanitizer", "ncu", "nvidia-smi"):
+    for tool in ("nvcc", "compute-sanitizer", "ncu", "nvidia-smi", "ninja"):
         path = shutil.which(tool)
         info[tool] = path or "not found"
     if shutil.which("nvcc"):

@@ -132,6 +132,40 @@ def speed_tables(bench):
     return lines
 
 
+NCU_COLS = {"smsp__sass_inst_executed_op_shared_st.sum": "st instr",
+            "l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum": "st wavefronts",
+            "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum": "st conflicts",
+            "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum": "ld conflicts"}
+
+
+def ncu_table(lines):
+    """ncu --csv rows (one per kernel launch and metric) -> a markdown table per launch. A
+    conflict-free 16-byte store by a full warp takes 4 wavefronts (128 bytes each): wavefronts /
+    instructions near 4 with few conflicts means vector stores; many more instructions and
+    conflicts mean the chunk was split into scalar stores."""
+    import csv
+    rows = list(csv.reader(lines))
+    if not rows:
+        return []
+    head = rows[0] if "Metric Name" in rows[0] else None
+    if head is None:
+        return []
+    ix = {k: head.index(k) for k in ("ID", "Kernel Name", "Metric Name", "Metric Value") if k in head}
+    if len(ix) < 4:
+        return []
+    launches = collections.OrderedDict()
+    for r in rows[1:]:
+        if len(r) < len(head):
+            continue
+        key = (r[ix["ID"]], re.sub(r"\(.*", "", r[ix["Kernel Name"]])[:60])
+        launches.setdefault(key, {})[NCU_COLS.get(r[ix["Metric Name"]], r[ix["Metric Name"]])] = r[ix["Metric Value"]]
+    cols = list(NCU_COLS.values())
+    out = ["| launch | kernel | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for (lid, name), m in launches.items():
+        out.append(f"| {lid} | {name} | " + " | ".join(m.get(c, "") for c in cols) + " |")
+    return out
+
+
 def plot(bench, path):
     fw = [r for r in bench.get("records", []) if r.get("kind") == "fwht" and "ms" in r]
     if not fw:
@@ -191,7 +225,8 @@ def main():
             verdict = re.findall(r"ERROR SUMMARY: .*", log)
             san[s["name"]] = {"status": s["status"], "summary": verdict[-1] if verdict else "no ERROR SUMMARY line",
                               "driver": (re.findall(r"^sanitize\[.*", log, re.M) or [""])[-1]}
-    ncu_lines = [ln for ln in read_log(work, "ncu").splitlines() if ln.startswith('"') and "shared" in ln]
+    ncu_csv = [ln for ln in read_log(work, "ncu").splitlines() if ln.startswith('"')]
+    ncu_lines = [ln for ln in ncu_csv if "shared" in ln]
 
     totals = collections.Counter()
     for t in tests.values():
@@ -228,8 +263,9 @@ def main():
     if san:
         md += ["## compute-sanitizer", ""] + [f"- {k}: {v['status']}; {v['summary']}; {v['driver']}" for k, v in san.items()] + [""]
     if ncu_lines:
-        md += ["## ncu: row kernel shared-memory stores (instructions, wavefronts, bank conflicts)", "", "```"]
-        md += ncu_lines[:40] + ["```", ""]
+        md += ["## ncu: row kernel shared-memory stores (instructions, wavefronts, bank conflicts)", ""]
+        table = ncu_table(ncu_csv)
+        md += (table + [""]) if table else (["```"] + ncu_lines[:40] + ["```", ""])
     md += ["## Speed", ""]
     meta = bench.get("meta", {})
     if bench.get("records"):

@@ -108,3 +108,16 @@ def test_parse_junit_and_killed_pytest_log(tmp_path):
     t = gpu_check_summary.parse_pytest_log(log)
     assert (t["passed"], t["failed"], t["skipped"], t["from_log"]) == (37, 1, 4, True)
     assert t["failed_tests"] == ["tests/gpu/test_gpu_fwht.py::test_one_pass[cuda-fp16-n2^3]"]
+
+
+def test_ncu_csv_table():
+    lines = ['"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size",'
+             '"Grid Size","Device","CC","Section Name","Metric Name","Metric Unit","Metric Value"']
+    for m, v in (("smsp__sass_inst_executed_op_shared_st.sum", "4096"),
+                 ("l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum", "16384"),
+                 ("l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum", "0")):
+        lines.append(f'"0","1","python3","h","void fwht_rows_kernel<F32, F32, 12>(RowArgs)","1","7","(256, 1, 1)",'
+                     f'"(16, 1, 1)","0","9.0","Command line profiler metrics","{m}","","{v}"')
+    table = gpu_check_summary.ncu_table(lines)
+    assert table[0].startswith("| launch | kernel | st instr | st wavefronts | st conflicts")
+    assert table[2] == "| 0 | void fwht_rows_kernel<F32, F32, 12> | 4096 | 16384 | 0 |  |"

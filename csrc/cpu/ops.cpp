@@ -15,16 +15,6 @@ namespace zerofwht {
 
 namespace {
 
-cpu::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cpu::DType::kFloat32;
-    case at::kDouble: return cpu::DType::kFloat64;
-    case at::kHalf: return cpu::DType::kFloat16;
-    case at::kBFloat16: return cpu::DType::kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "zerofwht: unsupported dtype ", t);  // checked before
-  }
-}
-
 // Batch dimensions (all but the last) as a RowLayout: size-1 dims dropped, dims that step evenly
 // into each other merged. Returns false when more than kMaxBatchDims remain.
 bool row_layout(const at::Tensor& t, cpu::RowLayout* layout) {

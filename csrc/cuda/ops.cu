@@ -30,16 +30,6 @@ void init_fill_cuda(at::Tensor w, int64_t kind, double value, int64_t tap_mode, 
 }
 
 // ---- zerofwht::fwht, fwht_out, fwht_inplace (the CUDA transform) ------------------------------
-cuda::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cuda::DType::kFloat32;
-    case at::kDouble: return cuda::DType::kFloat64;
-    case at::kHalf: return cuda::DType::kFloat16;
-    case at::kBFloat16: return cuda::DType::kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "zerofwht: unsupported dtype ", t);  // checked before
-  }
-}
-
 // The kernel takes rows at one uniform stride with contiguous elements. True (and the stride)
 // when t's batch dimensions merge into one such dimension; size-1 dimensions are ignored.
 bool uniform_rows(const at::Tensor& t, int64_t* row_stride) {

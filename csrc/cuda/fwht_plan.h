@@ -1,4 +1,4 @@
-// Launch shapes and index arithmetic of the CUDA Walsh-Hadamard kernels (fwht_cuda.cu): which
+// Launch shapes and index arithmetic of the CUDA Walsh-Hadamard kernels (fwht.cu): which
 // thread holds which element of a row in which phase, and where it sits in shared memory.
 // Torch-free and CUDA-free: every function here is __host__ __device__ under nvcc and plain
 // inline C++ otherwise, so the host tests (tests/fwht_cuda_emulate.cu) check exactly the
@@ -34,7 +34,7 @@
 
 #include <cstdint>
 
-#include "hd.h"
+#include "shared/host_device.h"
 
 namespace zerofwht {
 namespace cuda {
@@ -44,6 +44,12 @@ constexpr int kBlockThreads = 256;   // threads of a block when rows are short (
 constexpr int kMaxRowThreadsLog = 9; // at most 512 threads on one row
 constexpr int kMaxRowLogN = 15;      // longest single-pass row, 2^15
 constexpr int kMaxColLogN = 12;      // longest column (pass B), 2^12: N <= 2^(15 + 12)
+// Row kernels are compiled only for shared-memory sizes up to this (no device has more opt-in
+// shared memory per block today). A device reporting more is treated as having this much, so the
+// plan never picks a row length whose kernel was not compiled (fp64 at 2^15 needs 256 KB).
+constexpr int kMaxCompiledSmem = 227 * 1024;
+
+ZF_HD constexpr int cap_smem(int max_smem) { return max_smem < kMaxCompiledSmem ? max_smem : kMaxCompiledSmem; }
 
 ZF_HD constexpr int ilog2(int64_t v) {
   int r = 0;
@@ -191,14 +197,17 @@ ZF_HD int tile_index(const ColConfig& c, int i1, int col) {
 }
 
 // Longest transform the CUDA kernels take for an element/accumulator size on a device with
-// `max_smem` bytes of (opt-in) shared memory per block; the longest single-pass row likewise.
+// `max_smem` bytes of (opt-in) shared memory per block (capped at kMaxCompiledSmem); the longest
+// single-pass row likewise.
 ZF_HD int max_row_log_n(int elem_bytes, int acc_bytes, int max_smem) {
+  max_smem = cap_smem(max_smem);
   int best = 0;
   for (int l = 0; l <= kMaxRowLogN; ++l)
     if (row_config(l, elem_bytes, acc_bytes).smem_bytes <= max_smem) best = l;
   return best;
 }
 ZF_HD int max_log_n(int elem_bytes, int acc_bytes, int max_smem) {
+  max_smem = cap_smem(max_smem);
   const int l2 = max_row_log_n(elem_bytes, acc_bytes, max_smem);
   int best = l2;
   for (int l1 = 1; l1 <= kMaxColLogN; ++l1)

@@ -1,5 +1,8 @@
-// CUDA kernels of the Walsh-Hadamard transform (torch-free; interface fwht_cuda.cuh, launch
-// shapes and index arithmetic fwht_cuda_plan.h, which also explains the algorithm).
+// CUDA kernels of the Walsh-Hadamard transform (torch-free; interface fwht.cuh, launch
+// shapes and index arithmetic fwht_plan.h, which also explains the algorithm).
+// Over 400 lines on purpose: the kernels, their host emulation and the launcher are one unit, as
+// the emulation must string together exactly the step functions the kernels use (and without
+// -rdc, device code cannot be linked across translation units).
 //
 // Each kernel is a short sequence of steps (load, in-register stages, shuffle stages, shared-
 // memory exchange, store) written as __host__ __device__ functions of one thread. The __global__
@@ -8,15 +11,20 @@
 // the shuffles and shared memory emulated, so what the tests check on the host is the device code.
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "fwht_cuda.cuh"
-#include "fwht_cuda_plan.h"
+#include "cuda/fwht.cuh"
+#include "cuda/fwht_plan.h"
 
 #ifdef ZEROFWHT_CUDA_EMULATE
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 #endif
 
@@ -29,7 +37,31 @@ namespace {
 constexpr int64_t kChunkBytes = 16ll << 20;
 // The single-pass lengths pass A may use (the longest that fits the device's shared memory).
 constexpr int kMinPassALogN = 10;
-constexpr int kMaxDeviceSmem = 227 * 1024;  // no device has more opt-in shared memory per block
+constexpr int kMaxDeviceSmem = kMaxCompiledSmem;
+
+#ifdef ZEROFWHT_CUDA_EMULATE
+// Tests only: a smaller chunk, so that the host emulation (which can only afford small inputs)
+// reaches the loop over several chunks. 0: kChunkBytes.
+int64_t g_chunk_bytes_override = 0;
+int64_t chunk_bytes() { return g_chunk_bytes_override > 0 ? g_chunk_bytes_override : kChunkBytes; }
+
+// A vector access the device makes must be aligned to its width (a misaligned one faults there but
+// works on the host): the emulation checks every such address and stops at the first bad one.
+inline void check_aligned(const void* ptr, int bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(ptr) % bytes != 0) {
+    std::fprintf(stderr, "fwht_cuda emulation: misaligned %d-byte %s at %p\n", bytes, what, ptr);
+    std::abort();
+  }
+}
+#ifdef __CUDA_ARCH__  // the device pass of the emulation build: no host calls in device code
+#define ZF_CHECK_ALIGNED(ptr, bytes, what) ((void)0)
+#else
+#define ZF_CHECK_ALIGNED(ptr, bytes, what) check_aligned(ptr, bytes, what)
+#endif
+#else
+constexpr int64_t chunk_bytes() { return kChunkBytes; }
+#define ZF_CHECK_ALIGNED(ptr, bytes, what) ((void)0)
+#endif
 
 // ---- element types: storage bits <-> accumulator ----------------------------------------------
 struct F32 {
@@ -100,6 +132,7 @@ ZF_HD void load_run(const typename T::Bits* p, int64_t off, int64_t start, int64
   for (int q = 0; q < L; q += P) {
     const int64_t s = start + q;
     if (vec && s + P <= limit) {
+      ZF_CHECK_ALIGNED(p + off + s, int(sizeof(Pack<B, P>)), "global load");
       const Pack<B, P> v = *reinterpret_cast<const Pack<B, P>*>(p + off + s);
 #pragma unroll
       for (int i = 0; i < P; ++i) acc[q + i] = T::to_acc(v.e[i]);
@@ -123,6 +156,7 @@ ZF_HD void store_run(typename T::Bits* p, int64_t off, int64_t start, int64_t li
       Pack<B, P> v;
 #pragma unroll
       for (int i = 0; i < P; ++i) v.e[i] = T::from_acc(acc[q + i] * scale);
+      ZF_CHECK_ALIGNED(p + off + s, int(sizeof(Pack<B, P>)), "global store");
       *reinterpret_cast<Pack<B, P>*>(p + off + s) = v;
     } else {
 #pragma unroll
@@ -197,7 +231,9 @@ struct Row {
       Pack<A, VA> v;
 #pragma unroll
       for (int i = 0; i < VA; ++i) v.e[i] = r[j + i];
-      *reinterpret_cast<Pack<A, VA>*>(s + smem_index(cfg(), int(sizeof(A)), index_a(cfg(), tr, j))) = v;
+      A* dst = s + smem_index(cfg(), int(sizeof(A)), index_a(cfg(), tr, j));
+      ZF_CHECK_ALIGNED(dst, int(sizeof(Pack<A, VA>)), "shared store");
+      *reinterpret_cast<Pack<A, VA>*>(dst) = v;
     }
   }
 
@@ -206,8 +242,9 @@ struct Row {
     constexpr int P = K < VA ? K : VA;
 #pragma unroll
     for (int slot = 0; slot < E; slot += P) {
-      const Pack<A, P> v =
-          *reinterpret_cast<const Pack<A, P>*>(s + smem_index(cfg(), int(sizeof(A)), index_b(cfg(), tr, slot)));
+      const A* src = s + smem_index(cfg(), int(sizeof(A)), index_b(cfg(), tr, slot));
+      ZF_CHECK_ALIGNED(src, int(sizeof(Pack<A, P>)), "shared load");
+      const Pack<A, P> v = *reinterpret_cast<const Pack<A, P>*>(src);
 #pragma unroll
       for (int i = 0; i < P; ++i) r[slot + i] = v.e[i];
     }
@@ -373,10 +410,11 @@ cudaError_t run_plan(const FwhtCudaParams& p, void* workspace, Exec& ex) {
     return dispatch_rows<T, T>(log_n, a, ex);
   }
   const int l1 = log_n - l2;
-  const ColConfig cc = col_config(l1, l2, ab, p.max_smem_bytes);
-  if (l1 > kMaxColLogN || l2 < kMinPassALogN || cc.smem_bytes > p.max_smem_bytes || workspace == nullptr)
+  const int smem = cap_smem(p.max_smem_bytes);
+  const ColConfig cc = col_config(l1, l2, ab, smem);
+  if (l1 > kMaxColLogN || l2 < kMinPassALogN || cc.smem_bytes > smem || workspace == nullptr)
     return cudaErrorInvalidValue;
-  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (p.n * ab));
+  const int64_t chunk = std::max<int64_t>(1, chunk_bytes() / (p.n * ab));
   for (int64_t r0 = 0; r0 < p.rows; r0 += chunk) {
     const int64_t rows = std::min(chunk, p.rows - r0);
     // pass A: the bits of i2, x -> workspace (accumulator type, unscaled, every element)
@@ -415,6 +453,26 @@ int elem_bytes(DType t) { return t == DType::kFloat64 ? 8 : t == DType::kFloat32
 int acc_bytes(DType t) { return t == DType::kFloat64 ? 8 : 4; }
 
 // ---- device execution --------------------------------------------------------------------------
+// The maximum dynamic shared memory is an attribute of the kernel (per device), not of a launch.
+// Setting it to each launch's own size would let a small launch on one host thread lower it just
+// before another thread's large launch of the same kernel, which then fails. So it is only ever
+// raised, under a lock, and remembered per (kernel, device): after the first large launch of a
+// kernel on a device no further call is made.
+cudaError_t raise_max_dynamic_smem(const void* kernel, int bytes) {
+  if (bytes <= 48 * 1024) return cudaSuccess;  // the default carve-out needs no opt-in
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, int> set_to;
+  std::lock_guard<std::mutex> lock(mu);
+  int& cur = set_to[{kernel, device}];
+  if (cur >= bytes) return cudaSuccess;
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (err == cudaSuccess) cur = bytes;
+  return err;
+}
+
 struct DeviceExec {
   cudaStream_t stream;
 
@@ -424,10 +482,8 @@ struct DeviceExec {
     const int64_t blocks = (a.segments + c.rows_per_block - 1) / c.rows_per_block;
     if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
     const auto kernel = fwht_rows_kernel<In, Out, L>;
-    if (c.smem_bytes > 48 * 1024) {  // opt in to the large carve-out (per device, so every launch)
-      const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, c.smem_bytes);
-      if (err != cudaSuccess) return err;
-    }
+    const cudaError_t err = raise_max_dynamic_smem(reinterpret_cast<const void*>(kernel), c.smem_bytes);
+    if (err != cudaSuccess) return err;
     kernel<<<unsigned(blocks), c.threads, c.smem_bytes, stream>>>(a);
     return cudaGetLastError();
   }
@@ -436,10 +492,8 @@ struct DeviceExec {
   cudaError_t cols(const ColArgs& a, const ColConfig& c, int64_t blocks) {
     if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
     const auto kernel = fwht_cols_kernel<T>;
-    if (c.smem_bytes > 48 * 1024) {
-      const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, c.smem_bytes);
-      if (err != cudaSuccess) return err;
-    }
+    const cudaError_t err = raise_max_dynamic_smem(reinterpret_cast<const void*>(kernel), c.smem_bytes);
+    if (err != cudaSuccess) return err;
     kernel<<<unsigned(blocks), c.threads, c.smem_bytes, stream>>>(a, c);
     return cudaGetLastError();
   }
@@ -569,7 +623,7 @@ int64_t workspace_bytes(const FwhtCudaParams& p) {
   const int log_n = ilog2(p.n);
   if (log_n <= max_row_log_n(elem_bytes(p.dtype), acc_bytes(p.dtype), p.max_smem_bytes)) return 0;
   const int64_t row_bytes = p.n * acc_bytes(p.dtype);
-  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / row_bytes);
+  const int64_t chunk = std::max<int64_t>(1, chunk_bytes() / row_bytes);
   return std::min(chunk, p.rows) * row_bytes;
 }
 
@@ -579,6 +633,8 @@ cudaError_t launch_fwht(const FwhtCudaParams& p, void* workspace, cudaStream_t s
 }
 
 #ifdef ZEROFWHT_CUDA_EMULATE
+void set_emulate_chunk_bytes(int64_t bytes) { g_chunk_bytes_override = bytes; }
+
 bool emulate_fwht(const FwhtCudaParams& p, void* workspace) {
   HostExec ex;
   return run_any(p, workspace, ex) == cudaSuccess;

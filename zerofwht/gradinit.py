@@ -1,5 +1,7 @@
 r"""GradInit (Zhu, Ni, Xu, Kong, Huang, Goldstein: "GradInit: Learning to Initialize Neural Networks
-for Stable and Efficient Training", arXiv 2102.08098), on top of any initialization.
+for Stable and Efficient Training", arXiv 2102.08098), on top of any initialization. (One file of
+about 400 lines, a third of them documentation: the algorithm, its multipliers' optimizer and its
+batch source are read together.)
 
 GradInit learns one positive scalar multiplier ``alpha_i`` per parameter tensor ``theta_i`` (the
 model keeps its initial *directions*, only their norms change) so that one step of the target

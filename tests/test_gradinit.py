@@ -343,7 +343,7 @@ def test_works_on_zero_init_model_and_hadamard_linear():
     x, y = _data(3)
     model = nn.Sequential(znn.HadamardLinear(16, 64, learnable_scale=True), nn.ReLU(),
                           nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
-    zerofwht.init.init_model_(model, "zero")
+    zerofwht.init.init_model_(model, "zero", residual_last=())  # a plain MLP: no residual branch
     scales = gradinit(model, nn.CrossEntropyLoss(), (x, y), batch_size=64, gradinit_iters=5,
                       generator=torch.Generator().manual_seed(0), progress=False)
     assert scales["0.bias"] == 1.0 and scales["2.bias"] == 1.0  # zero norm: skipped

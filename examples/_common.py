@@ -24,6 +24,8 @@ import zerofwht  # noqa: E402
 import zerofwht.init  # noqa: E402,F401
 import zerofwht.nn  # noqa: E402,F401
 
+DEFAULT_OUT = REPO / "bench_out" / "examples"
+
 SCHEME_LABELS = {
     "zero": "ZerO",
     "idinit": "IDInit",
@@ -38,8 +40,11 @@ SCHEME_LABELS = {
 # ----------------------------------------------------------------------------------------------
 def parse_args(description: str, extra=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--out", default=str(REPO / "examples" / "out"),
-                   help="output directory for the PNG and the table (default: examples/out)")
+    # A rerun must not rewrite the tracked snapshot in examples/out/ (its header carries the date
+    # and its numbers the run): new results go to an ignored directory unless asked for.
+    p.add_argument("--out", default=str(DEFAULT_OUT),
+                   help="output directory for the PNG and the table (default: bench_out/examples, "
+                        "not tracked; --out examples/out replaces the snapshot the README shows)")
     p.add_argument("--quick", action="store_true",
                    help="a few-second smoke run with tiny settings (numbers not meaningful)")
     if extra is not None:

@@ -13,7 +13,11 @@
 //      launch plan and the kernel bodies on the host (emulate_fwht), compared BIT FOR BIT with an
 //      independent butterfly (stages in increasing distance, fp32 accumulation for half types,
 //      one rounding at the store), with poisoned outputs (nothing outside the written elements may
-//      change) and an untouched input.
+//      change) and an untouched input. Multi-pass cases often run with a small test-only chunk size,
+//      so that rows are processed in several chunks as large inputs are on the device; every vector
+//      access of the kernel bodies is checked for its alignment (the emulation aborts otherwise);
+//   4. the shared-memory cap: a device reporting more than the compiled maximum plans as one with
+//      exactly that maximum (no row kernel that was never compiled is chosen).
 // Prints "N mismatches" lines; exit status 0 when everything agrees.
 #include <cmath>
 #include <cstdint>
@@ -25,8 +29,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "fwht_cuda.cuh"
-#include "fwht_cuda_plan.h"
+#include "cuda/fwht.cuh"
+#include "cuda/fwht_plan.h"
 #include "emulate_rng.h"
 
 using namespace zerofwht::cuda;
@@ -230,14 +234,14 @@ bool same_bits(DType t, const unsigned char* a, const unsigned char* b) {
 }
 
 int run_cases(int cases) {
-  const int smems[5] = {227 * 1024, 163 * 1024, 99 * 1024, 48 * 1024, 32 * 1024};
-  int mismatches = 0, multipass = 0, inplace = 0;
+  const int smems[6] = {227 * 1024, 163 * 1024, 99 * 1024, 48 * 1024, 32 * 1024, 512 * 1024};
+  int mismatches = 0, multipass = 0, inplace = 0, multichunk = 0;
   for (int ci = 0; ci < cases; ++ci) {
     const DType t = kTypes[uniform(0, 3)];
     const int eb = ebytes(t);
     FwhtCudaParams p{};
     p.dtype = t;
-    p.max_smem_bytes = smems[uniform(0, 4)];
+    p.max_smem_bytes = smems[uniform(0, 5)];
     const int max_ln = std::min(max_log_n(t, p.max_smem_bytes), 19);
     // mostly the lengths around the single/multi-pass boundary and the configuration changes
     const int ln = int(uniform(0, 3) == 0 ? uniform(0, max_ln) : uniform(std::max(0, max_ln - 9), max_ln));
@@ -275,8 +279,12 @@ int run_cases(int cases) {
       if (t == DType::kFloat64) reference_row<double>(t, xr, p.d_in, p.n, p.d_out, p.scale, er);
       else reference_row<float>(t, xr, p.d_in, p.n, p.d_out, p.scale, er);
     }
+    // Half of the cases with a chunk of 1..3 rows' workspace (test-only override; 0: the device's).
+    const int64_t row_ws = p.n * abytes(t);
+    set_emulate_chunk_bytes(uniform(0, 1) ? 0 : row_ws * uniform(1, 3));
     const int64_t wsb = workspace_bytes(p);
     multipass += wsb > 0;
+    multichunk += wsb > 0 && wsb < p.rows * row_ws;
     inplace += in_place;
     std::vector<unsigned char> ws(size_t(wsb) + 256);
     void* wp = wsb ? ws.data() + (256 - reinterpret_cast<uintptr_t>(ws.data()) % 256) % 256 : nullptr;
@@ -303,7 +311,10 @@ int run_cases(int cases) {
             (long long)first, to_double(t, got + first * eb), to_double(t, expect.data() + first * eb));
     }
   }
-  std::printf("transforms: %d cases (%d multi-pass, %d in place), %d mismatches\n", cases, multipass, inplace, mismatches);
+  set_emulate_chunk_bytes(0);
+  std::printf("transforms: %d cases (%d multi-pass, %d of them in several chunks, %d in place), %d mismatches\n",
+              cases, multipass, multichunk, inplace, mismatches);
+  CHECK(cases < 200 || multichunk > 0, "no case reached the multi-chunk path");
   return mismatches;
 }
 
@@ -331,6 +342,34 @@ void check_refusals() {  // arguments outside the contract are refused, nothing 
               max_log_n(DType::kFloat16, 99 * 1024), max_log_n(DType::kFloat64, 99 * 1024));
 }
 
+// ---- 4. the shared-memory cap ---------------------------------------------------------------
+void check_smem_cap() {
+  for (DType t : kTypes)
+    for (int sm : {228 * 1024, 256 * 1024, 300 * 1024, 1 << 20})
+      CHECK(max_log_n(t, sm) == max_log_n(t, kMaxCompiledSmem), "%s: max_log_n on %d bytes differs from the compiled max",
+            name(t), sm);
+  // fp64 at 2^15 needs 256 KB in one pass, more than the compiled maximum: on a device with 300 KB
+  // the plan must still take the multi-pass route (the 2^15 fp64 row kernel does not exist).
+  const int64_t n = 1 << 15;
+  std::vector<double> x(n), y(n, -1.0), want(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = want[i] = normal();
+  for (int64_t d = 1; d < n; d <<= 1)
+    for (int64_t i = 0; i < n; ++i)
+      if (!(i & d)) {
+        const double a = want[i], b = want[i + d];
+        want[i] = a + b;
+        want[i + d] = a - b;
+      }
+  FwhtCudaParams p{x.data(), y.data(), DType::kFloat64, 1, n, n, n, n, n, 1.0, 300 * 1024};
+  const int64_t wsb = workspace_bytes(p);
+  CHECK(wsb > 0, "fp64 n=2^15 on a 300 KB device: planned as one pass (needs a 256 KB row kernel)");
+  std::vector<unsigned char> ws(size_t(wsb) + 256);
+  void* wp = ws.data() + (256 - reinterpret_cast<uintptr_t>(ws.data()) % 256) % 256;
+  CHECK(emulate_fwht(p, wsb ? wp : nullptr), "fp64 n=2^15 on a 300 KB device: refused");
+  CHECK(std::memcmp(y.data(), want.data(), n * 8) == 0, "fp64 n=2^15 on a 300 KB device: wrong result");
+  std::printf("smem cap: devices above %d bytes plan as %d bytes: checked\n", kMaxCompiledSmem, kMaxCompiledSmem);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,6 +378,7 @@ int main(int argc, char** argv) {
   check_col_layout();
   check_banks();
   check_refusals();
+  check_smem_cap();
   const int mismatches = run_cases(cases);
   std::printf("fwht_cuda_emulate: %d failed checks, %d mismatches\n", failures, mismatches);
   return failures == 0 && mismatches == 0 ? 0 : 1;

@@ -49,3 +49,26 @@ def test_speed_in_model_quick(tmp_path):
 def test_gradinit_digits_quick(tmp_path):
     out = _run("gradinit_digits", tmp_path, needs_sklearn=True)
     assert "kaiming x4 + GradInit" in out and "zero + GradInit" in out
+
+
+def test_rerun_leaves_tracked_tree_clean():
+    """A plain rerun writes outside the tracked tree: the default --out is ignored by git, so the
+    snapshot in examples/out/ (dated header, measured numbers) only changes when asked for."""
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout: nothing is tracked")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = ("import sys; sys.argv = ['x']; import _common as C; a = C.parse_args('t'); "
+            "print(a.out)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=str(EXAMPLES))
+    assert proc.returncode == 0, proc.stderr
+    out = Path(proc.stdout.strip().splitlines()[-1])
+    assert out.is_dir() and EXAMPLES / "out" not in [out, *out.parents]
+    probe = out / f"probe-{os.getpid()}.md"
+    probe.write_text("probe\n")
+    try:
+        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", str(out)],
+                                capture_output=True, text=True, check=True).stdout
+        assert status == "", f"{out} is not ignored by git:\n{status}"
+    finally:
+        probe.unlink()

@@ -134,6 +134,112 @@ def test_min_scale_floor_and_zero_norm_skipped():
 
 
 # ----------------------------------------------------------------------------------------------
+# Agreement with the authors' released algorithm on three details
+# ----------------------------------------------------------------------------------------------
+def test_multiplier_at_zero_is_not_revived_by_old_moments():
+    # One objective step pushes the multiplier up (objective m < 0), then constraint steps (their
+    # own moments) drive it to its floor 0. A later objective step sees gradient 0 (zero norm);
+    # the objective moments of step 1 would give 0 + 0.5 * (0.09 / 0.19) / sqrt(0.000999 /
+    # 0.001999) = 0.335 if they were applied. The authors skip a tensor at zero norm.
+    opt = MultiplierAdam(["b"], lr=0.5, min_scale=0.0, grad_clip=0.0)
+    opt.step({"b": -1.0})
+    assert opt.alpha["b"] == pytest.approx(1.5, abs=1e-7)
+    for _ in range(4):
+        opt.step({"b": 1.0}, constraint=True)
+    assert opt.alpha["b"] == 0.0
+    opt.step({"b": 0.0})
+    opt.step({"b": -5.0}, constraint=True)
+    assert opt.alpha["b"] == 0.0
+    assert opt.state["b"]["objective"]["t"] == 1 and opt.state["b"]["constraint"]["t"] == 4
+
+
+def test_gradinit_bias_at_zero_stays_zero():
+    # y = w x + b, w0 = 1, b0 = 0.5, target 1, one sample: objective and constraint steps
+    # alternate; the bias multiplier reaches exactly 0 on an objective step and the next
+    # constraint step would have revived it (0.67 before the fix).
+    model = nn.Linear(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(0.5)
+    batch = (torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64))
+    hist = []
+    scales = gradinit(model, nn.MSELoss(), [batch], lr=0.1, gradinit_lr=1.0, gradinit_iters=8,
+                      grad_norm_bound=2.0, grad_clip=0.0, progress=False, history=hist)
+    bias = [r["scales"]["bias"] for r in hist]
+    first = bias.index(0.0)  # ValueError (test fails) if the multiplier never reaches 0
+    assert first < len(bias) - 2 and any(r["constrained"] for r in hist[first + 1:])
+    assert bias[first:] == [0.0] * (len(bias) - first), bias
+    assert scales["bias"] == 0.0 and model.bias.item() == 0.0
+
+
+class _Recorder(nn.Module):
+    """A linear model that records the sample ids (its first input column) of every forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 1, dtype=torch.float64)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append([int(v) for v in x[:, 0].tolist()])
+        return self.lin(x)
+
+
+def _id_batches(count, rows=2):
+    # batch k holds samples 10k .. 10k + rows - 1; column 0 is the sample id, column 1 a feature
+    out = []
+    for k in range(count):
+        ids = torch.arange(10 * k, 10 * k + rows, dtype=torch.float64)
+        x = torch.stack([ids, torch.linspace(-1, 1, rows, dtype=torch.float64)], dim=1)
+        out.append((x, torch.zeros(rows, 1, dtype=torch.float64)))
+    return out
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_s1_s2_batches_match_authors(overlap):
+    model = _Recorder()
+    with torch.no_grad():
+        model.lin.weight.fill_(1e-3)  # small gradients: every iteration is an objective step
+    gradinit(model, nn.MSELoss(), _id_batches(8), gradinit_iters=2, grad_norm_bound=1e9,
+             overlap=overlap, progress=False)
+    b = lambda k: [10 * k, 10 * k + 1]  # noqa: E731
+    if overlap:   # three draws per iteration: S1 = b0 + b1, S2 = b0 + b2
+        assert model.seen == [b(0) + b(1), b(0) + b(2), b(3) + b(4), b(3) + b(5)]
+    else:         # four draws: S1 = b0 + b1, S2 = b3 + b2, two full batches sharing nothing
+        assert model.seen == [b(0) + b(1), b(3) + b(2), b(4) + b(5), b(7) + b(6)]
+
+
+class _RnnLikeBias(nn.Module):
+    """y = w x + bias_ih_l0: a bias named as in nn.RNN / nn.LSTM."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, 1, dtype=torch.float64))
+        self.bias_ih_l0 = nn.Parameter(torch.full((1,), 0.5, dtype=torch.float64))
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias_ih_l0
+
+
+def test_bias_floor_applies_to_rnn_bias_names():
+    # The first objective step drives both multipliers far down: the weight stops at min_scale,
+    # the bias (floor bias_min_scale = 0) goes below it.
+    model = _RnnLikeBias()
+    batch = (torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64))
+    hist = []
+    gradinit(model, nn.MSELoss(), [batch], lr=0.1, gradinit_lr=1.0, gradinit_iters=1,
+             grad_norm_bound=2.0, grad_clip=0.0, min_scale=0.5, progress=False, history=hist)
+    assert not hist[0]["constrained"]
+    assert hist[0]["scales"]["weight"] == 0.5
+    assert hist[0]["scales"]["bias_ih_l0"] < 0.1
+    names = [n for n, _ in nn.RNN(2, 3).named_parameters()]
+    names += [n for n, _ in nn.MultiheadAttention(4, 2, add_bias_kv=True).named_parameters()]
+    from zerofwht.gradinit import _is_bias
+    assert sorted(n for n in names if _is_bias(n)) == sorted(
+        ["bias_ih_l0", "bias_hh_l0", "in_proj_bias", "bias_k", "bias_v", "out_proj.bias"])
+
+
+# ----------------------------------------------------------------------------------------------
 # Small models
 # ----------------------------------------------------------------------------------------------
 def _data(seed=0, n=512, d=16, k=4):
@@ -237,7 +343,7 @@ def test_works_on_zero_init_model_and_hadamard_linear():
     x, y = _data(3)
     model = nn.Sequential(znn.HadamardLinear(16, 64, learnable_scale=True), nn.ReLU(),
                           nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
-    zerofwht.init.init_model_(model, "zero")
+    zerofwht.init.init_model_(model, "zero", residual_last=())  # a plain MLP: no residual branch
     scales = gradinit(model, nn.CrossEntropyLoss(), (x, y), batch_size=64, gradinit_iters=5,
                       generator=torch.Generator().manual_seed(0), progress=False)
     assert scales["0.bias"] == 1.0 and scales["2.bias"] == 1.0  # zero norm: skipped

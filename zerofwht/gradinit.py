@@ -1,5 +1,7 @@
 r"""GradInit (Zhu, Ni, Xu, Kong, Huang, Goldstein: "GradInit: Learning to Initialize Neural Networks
-for Stable and Efficient Training", arXiv 2102.08098), on top of any initialization.
+for Stable and Efficient Training", arXiv 2102.08098), on top of any initialization. (One file of
+about 400 lines, a third of them documentation: the algorithm, its multipliers' optimizer and its
+batch source are read together.)
 
 GradInit learns one positive scalar multiplier ``alpha_i`` per parameter tensor ``theta_i`` (the
 model keeps its initial *directions*, only their norms change) so that one step of the target
@@ -21,12 +23,18 @@ authors' code (github.com/zhuchen03/gradinit, ``gradinit_utils.py`` / ``RescaleA
   clipped to ``[-grad_clip, grad_clip]``; ``alpha_i`` is floored at ``min_scale`` for weights and
   at ``bias_min_scale`` (0) for biases, and capped at ``max_scale``;
 * tensors whose initial norm is zero (typically biases, and the zero layers of ZerO) are skipped:
-  scaling them is meaningless; they keep ``alpha = 1``;
+  scaling them is meaningless; they keep ``alpha = 1``. A tensor whose multiplier reaches 0 (a
+  bias at its floor of 0) has zero norm from then on and is skipped in the same way: it stays at
+  0, and the Adam moments of its earlier steps do not push it back;
+* a parameter counts as a bias (floor ``bias_min_scale``) when its own name contains ``bias``
+  (``fc.bias``, ``rnn.bias_ih_l0``), as the authors' ``'bias' in name``;
 * the step ``theta - eta * A[g]`` uses a detached ``g`` (first order; ``second_order=True``
   differentiates through ``g`` for SGD, as the paper's formula reads), and the objective is
   ``L(S2; ...) / eta``;
 * by default (``overlap=True``) each iteration draws three batches ``b0, b1, b2`` and uses
-  ``S1 = b0 + b1``, ``S2 = b0 + b2`` (concatenated), as the authors' code does;
+  ``S1 = b0 + b1``, ``S2 = b0 + b2`` (concatenated), as the authors' code does; ``overlap=False``
+  is their ``--batch_no_overlap``: a fourth draw ``b3`` replaces ``b0`` in ``S2 = b3 + b2``, so S1
+  and S2 are two full-size batches with no sample drawn twice;
 * the model runs in eval mode (no dropout) except batch-norm layers, which normalize with the
   statistics of the batch and do not update their running statistics; every module's mode is
   restored afterwards.
@@ -72,7 +80,9 @@ class MultiplierAdam:
         alpha = alpha - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
         alpha = min(max(alpha, min_scale[name]), max_scale)
 
-    Objective steps and constraint (gradient-norm) steps keep separate ``m, v, t``.
+    Objective steps and constraint (gradient-norm) steps keep separate ``m, v, t``. A multiplier
+    at 0 is left alone (no step, moments untouched): its tensor has zero norm, so its gradient
+    says nothing, and the moments of earlier steps must not revive it.
     """
 
     def __init__(self, names: Iterable[str], *, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -92,6 +102,8 @@ class MultiplierAdam:
         """Apply one step for every name in ``grads`` (names absent are left alone); returns alpha."""
         kind = "constraint" if constraint else "objective"
         for name, g in grads.items():
+            if self.alpha[name] == 0.0:
+                continue
             g = float(g)
             if self.grad_clip > 0:
                 g = max(min(g, self.grad_clip), -self.grad_clip)
@@ -178,8 +190,8 @@ def _cat(a, b):
         return type(a)(_cat(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
         return {k: _cat(a[k], b[k]) for k in a}
-    raise TypeError(f"gradinit: overlap=True concatenates batches; cannot concatenate "
-                    f"{type(a).__name__} (pass overlap=False)")
+    raise TypeError(f"gradinit: S1 and S2 are concatenations of two draws; cannot concatenate "
+                    f"{type(a).__name__} (pass tensors, or tuples/lists/dicts of tensors)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,6 +233,11 @@ def _real(value, name: str, *, positive: bool = False, minimum: Optional[float] 
     return v
 
 
+def _is_bias(name: str) -> bool:
+    """A bias by its own name (the last dotted part): ``bias``, ``bias_ih_l0``, ``in_proj_bias``."""
+    return "bias" in name.rsplit(".", 1)[-1]
+
+
 def _norm_of(grads, optimizer: str) -> torch.Tensor:
     if optimizer == "adam":  # <g, sign(g)>: the first Adam step's inner product
         return sum(g.abs().sum() for g in grads)
@@ -257,7 +274,8 @@ def gradinit(model: nn.Module, loss_fn: Callable, batches, *, optimizer: str = "
         gradinit_iters: number of GradInit iterations (each one objective or constraint step).
         grad_norm_bound: ``gamma`` of the constraint ``||g|| <= gamma`` (``--gradinit-gamma``).
         min_scale: floor of the weights' multipliers (``--gradinit-min-scale``).
-        bias_min_scale: floor of the multipliers of parameters whose name ends in ``bias``.
+        bias_min_scale: floor of the multipliers of parameters whose own name (the part after
+            the last dot) contains ``bias``, e.g. ``fc.bias`` and ``rnn.bias_ih_l0``.
         max_scale: cap of every multiplier.
         grad_clip: clip of the multipliers' gradients (``--gradinit-grad-clip``; 0 = none).
         betas, eps: the multipliers' Adam hyper-parameters.
@@ -266,7 +284,8 @@ def gradinit(model: nn.Module, loss_fn: Callable, batches, *, optimizer: str = "
         second_order: SGD only: differentiate through ``g`` in ``theta - lr * g``; the authors'
             code (default ``False``) detaches ``g``.
         overlap: ``S1 = b0 + b1``, ``S2 = b0 + b2`` from three draws (the authors' code; default);
-            ``False``: ``S1 = b0``, ``S2 = b1``.
+            ``False``: ``S1 = b0 + b1``, ``S2 = b3 + b2`` from four draws (the authors'
+            ``--batch_no_overlap``): two full-size batches that share no draw.
         batch_size: rows per draw when ``batches`` is ``(X, Y)``.
         generator: ``torch.Generator`` for the draws from ``(X, Y)``: GradInit is deterministic
             given it (CPU; the model runs without dropout).
@@ -329,7 +348,7 @@ def gradinit(model: nn.Module, loss_fn: Callable, batches, *, optimizer: str = "
         theta0 = {n: p.detach().clone() for n, p in named}
     init_norm = {n: float(torch.linalg.vector_norm(theta0[n].to(torch.float64))) for n in names}
     active = [n for n in names if init_norm[n] > 0 and math.isfinite(init_norm[n])]
-    floors = {n: (bias_min_scale if n.endswith("bias") else min_scale) for n in active}
+    floors = {n: (bias_min_scale if _is_bias(n) else min_scale) for n in active}
     opt = MultiplierAdam(active, lr=gradinit_lr, betas=betas, eps=eps, min_scale=floors,
                          max_scale=max_scale, grad_clip=grad_clip)
     source = _BatchSource(batches, batch_size, generator)
@@ -339,15 +358,17 @@ def gradinit(model: nn.Module, loss_fn: Callable, batches, *, optimizer: str = "
         return [torch.zeros_like(p) if g is None else g for g, p in zip(gs, inputs)]
 
     def to_multiplier_grads(param_grads):
+        # A tensor at zero norm (its multiplier floored at 0) gets no step, as in the authors' code.
         return {n: multiplier_grad(g, p, init_norm[n])
-                for n, g, p in zip(names, param_grads, plist) if n in opt.alpha}
+                for n, g, p in zip(names, param_grads, plist)
+                if n in opt.alpha and bool(p.detach().ne(0).any())}
 
     constrained = 0
     with _gradinit_mode(model):
         for it in range(1, gradinit_iters + 1):
             x0, y0 = source.next()
             x1, y1 = source.next()
-            xs, ys = (_cat(x0, x1), _cat(y0, y1)) if overlap else (x0, y0)
+            xs, ys = _cat(x0, x1), _cat(y0, y1)
             loss = loss_fn(model(xs), ys)
             g = torch.autograd.grad(loss, plist, create_graph=True, allow_unused=True)
             g = [torch.zeros_like(p) if gi is None else gi for gi, p in zip(g, plist)]
@@ -369,7 +390,9 @@ def gradinit(model: nn.Module, loss_fn: Callable, batches, *, optimizer: str = "
                     direction = [d.detach() for d in direction]
                 stepped = {n: p - lr * d for n, p, d in zip(names, plist, direction)}
                 x2, y2 = source.next()
-                xs2, ys2 = (_cat(x0, x2), _cat(y0, y2)) if overlap else (x1, y1)
+                if not overlap:  # a fresh draw takes b0's place: S2 shares nothing with S1
+                    x0, y0 = source.next()
+                xs2, ys2 = _cat(x0, x2), _cat(y0, y2)
                 out2 = torch.func.functional_call(model, stepped, (xs2,), strict=False)
                 loss2 = loss_fn(out2, ys2)
                 opt.step(to_multiplier_grads(grads_or_zeros(loss2 / lr, plist)), constraint=False)

@@ -65,6 +65,21 @@ def _block_i(n_inner: int) -> int:
     return BLOCKS_I[-1]
 
 
+def check_index_range(full_rows: int, full_cols: int, taps: int, n_outer: int, n_inner: int,
+                      full_shape: Sequence[int]) -> None:
+    """Refuses sizes the int32 indices of the kernel cannot hold. A program's indices run up to
+    one tile past the last element (``pid * BLOCK + arange(BLOCK)``, masked afterwards), so each
+    dimension must stay below 2^31 by a whole tile: a size within one tile of 2^31 would wrap to
+    negative indices that pass the ``< n`` masks."""
+    dims = {"full rows": full_rows, "full columns": full_cols, "taps": taps,
+            "runs of w": n_outer, "run length of w": n_inner}
+    for what, size in dims.items():
+        if size + TILE >= INDEX_LIMIT:
+            raise ValueError(f"init_fill_triton_: the Triton kernel indexes with int32 and needs every "
+                             f"dimension + one tile ({TILE}) < 2^31; full_shape={tuple(full_shape)} has "
+                             f"{what} = {size}: use backend='cuda' or 'torch'")
+
+
 def launches(w: torch.Tensor, kind: int, pos_bits: int, neg_bits: int, tap_mode: int,
              offset: Sequence[int], full_shape: Sequence[int]) -> list:
     """The kernel launches that fill ``w``: a list of (element offset of the launch's origin from
@@ -79,13 +94,9 @@ def launches(w: torch.Tensor, kind: int, pos_bits: int, neg_bits: int, tap_mode:
     n_outer = math.prod(d[0] for d in outer)
     n_inner = inner[0]
     taps = math.prod(full_shape[2:]) if tap_mode == 1 else 1
-    biggest = max(lay["full_rows"], lay["full_cols"], taps, n_outer, n_inner)
-    if biggest >= INDEX_LIMIT:
-        raise ValueError(f"init_fill_triton_: the Triton kernel indexes the logical matrix with "
-                         f"int32; full_shape={tuple(full_shape)} (or a run / run count of w) "
-                         f"reaches {biggest} >= 2^31: use backend='cuda' or 'torch'")
     block_i = _block_i(n_inner)
     block_o = TILE // block_i
+    check_index_range(lay["full_rows"], lay["full_cols"], taps, n_outer, n_inner, full_shape)
     n_inner_blocks = triton.cdiv(n_inner, block_i)
     R, C = lay["full_rows"], lay["full_cols"]
     meta = dict(KIND=int(kind), ROW_VARIES=inner[2] != 0, BLOCK_O=block_o, BLOCK_I=block_i)

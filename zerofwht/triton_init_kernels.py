@@ -13,7 +13,7 @@ scripts/aot_triton.py compiles every one for sm_80 and sm_90): KIND (0..4, the r
 are then computed per element); BLOCK_I in (16, 128, 1024) with BLOCK_O = 1024 // BLOCK_I (8
 elements per thread at 4 warps); USE_POPC (PTX popc on a GPU, a shift/xor parity under the CPU
 interpreter); and the element width (int16 / int32 / int64). Logical indices are int32 (weights
-whose logical matrix reaches 2^31 rows or columns are refused with a message), memory offsets
+with a dimension within one tile of 2^31 are refused by the launcher), memory offsets
 int64.
 
 Under ``TRITON_INTERPRET=1`` (checked at launch time) the kernel runs in Triton's CPU interpreter,
@@ -62,7 +62,7 @@ if IMPORT_ERROR is None:
         USE_POPC: tl.constexpr,
     ):
         # Logical indices (row, col, tap, run and element counters) are int32: the launcher only
-        # takes weights whose full logical matrix and tap count are < 2^31. Memory offsets are int64.
+        # takes weights with every dimension + one tile < 2^31. Memory offsets are int64.
         pid = tl.program_id(0)
         pid_o = pid // n_inner_blocks
         pid_i = pid % n_inner_blocks

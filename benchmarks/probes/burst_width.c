@@ -3,7 +3,7 @@
 // butterfly stages across them in registers, and stores R lines of y; R = 4, 8, 16. Prints the
 // median ns per element of 15 calls, three times. On Zen 4 (2 threads) R = 16 was 20-25 % slower
 // than R = 8, and up to 2.3x with x 64 bytes past a 4 KB boundary; hence the leaf pass's cap of
-// 8 vectors there (fwht_cpu_impl.h). Quoted in benchmarks/cpu_tuning_log.md ("Evening 2026-11-29").
+// 8 vectors there (fwht_cpu_impl.h). Quoted in docs/cpu_tuning_log.md ("Evening 2026-11-29").
 //
 //   gcc -O2 -fopenmp benchmarks/probes/burst_width.c -o /tmp/burst_width
 //   /tmp/burst_width THREADS X_OFFSET_BYTES      e.g. /tmp/burst_width 2 64

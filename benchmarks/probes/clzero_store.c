@@ -1,7 +1,7 @@
 // Can AMD's clzero claim output lines without reading them first (no read-for-ownership)?
 // Writes y = 2x over 16 MB three ways: plain stores (each line read for ownership first), clzero
 // of each line then plain stores, non-temporal stores; then reads y back. Caches are flushed
-// by touching 64 MB first. benchmarks/cpu_tuning_log.md ("Evening 2026-11-29") quotes its output.
+// by touching 64 MB first. docs/cpu_tuning_log.md ("Evening 2026-11-29") quotes its output.
 //
 //   gcc -O2 benchmarks/probes/clzero_store.c -o /tmp/clzero_store && /tmp/clzero_store
 //

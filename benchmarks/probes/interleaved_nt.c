@@ -6,7 +6,7 @@
 //                in turn (8 streams; with 1 segment of 4 MB, one stream);
 //   grouped      like the kernel's column groups: 1024 columns of all segments gathered into an L1
 //                buffer, then written out segment by segment.
-// benchmarks/cpu_tuning_log.md ("2026-12-06") quotes its output.
+// docs/cpu_tuning_log.md ("2026-12-06") quotes its output.
 //
 //   gcc -O2 benchmarks/probes/interleaved_nt.c -o /tmp/interleaved_nt && /tmp/interleaved_nt
 //

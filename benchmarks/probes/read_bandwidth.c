@@ -1,6 +1,6 @@
 // Read bandwidth of one core over buffers of 2 ... 64 MB: shows how much of the last-level cache
 // one core really gets (on a shared virtual machine it can be far less than sysfs reports).
-// benchmarks/cpu_tuning_log.md ("Afternoon 2026-11-29") quotes its output.
+// docs/cpu_tuning_log.md ("Afternoon 2026-11-29") quotes its output.
 //
 //   gcc -O2 -mavx512f benchmarks/probes/read_bandwidth.c -o /tmp/read_bandwidth && /tmp/read_bandwidth
 //   (-mavx2 -DUSE_AVX2 on CPUs without AVX-512)

@@ -5,7 +5,7 @@
 //   nt       out of place, non-temporal stores (no read for ownership, bypass the caches);
 //   inplace  x copied into a buffer (untimed, as peer_bench refills an in-place peer's buffer),
 //            then the buffer doubled in place.
-// benchmarks/cpu_tuning_log.md ("Late evening 2026-11-29") quotes its output.
+// docs/cpu_tuning_log.md ("Late evening 2026-11-29") quotes its output.
 //
 //   gcc -O2 -fopenmp benchmarks/probes/store_kinds.c -o /tmp/store_kinds
 //   OMP_NUM_THREADS=1 /tmp/store_kinds; OMP_NUM_THREADS=2 /tmp/store_kinds

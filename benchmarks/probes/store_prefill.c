@@ -9,7 +9,7 @@
 //                    place (out of place as a copy plus an in-place transform);
 //   inplace(refill)  x copied into y untimed before each repetition (peer_bench's in-place
 //                    protocol), then y doubled in place.
-// benchmarks/cpu_tuning_log.md ("2026-12-06") quotes its output: neither prefill saved anything.
+// docs/cpu_tuning_log.md ("2026-12-06") quotes its output: neither prefill saved anything.
 //
 //   gcc -O2 -fopenmp benchmarks/probes/store_prefill.c -o /tmp/store_prefill
 //   OMP_NUM_THREADS=1 /tmp/store_prefill; OMP_NUM_THREADS=2 /tmp/store_prefill

@@ -8,10 +8,11 @@ Training: SGD (momentum 0.9, weight decay 5e-4), cosine learning rate, batch 32,
 thread by default (on a machine shared with other jobs, two threads spin-waiting on each other
 were measured 9x slower per step).
 
-Outputs (examples/out/, no timestamps inside, so a rerun changes them only if results change):
+Outputs (--out, default bench_out/examples/; the committed snapshot is examples/out/, written
+with --out examples/out; no timestamps inside):
   augskip_digits.json          per init and seed: test accuracy and train loss per epoch, ranks
   augskip_digits.md            the table: final test accuracy mean +- std over seeds
-  augskip_digits_curves.png    test accuracy and train loss per epoch (mean, band = +-1 std)
+  augskip_digits.png           test accuracy and train loss per epoch (mean, band = +-1 std)
   augskip_digits_rank.png      rank / stable rank of the first conv of groups 2-4 over training
 
 The rank plot is the paper's Figure 7 observation: with ZerO the residual component of a layer
@@ -20,7 +21,7 @@ training, while a Kaiming-initialized weight is full-rank from the start. For Ka
 shows the rank of the change ``W - W0``, which is the fairer comparison of what training adds.
 
 Run:  python examples/augskip_digits.py   (one thread; 1163 s on the 2-core guest while it was
-loaded by other jobs; a smoke run: --epochs 1 --seeds 0 --no-plots --out /tmp/x)
+loaded by other jobs; a smoke run: --quick)
 """
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zerofwht.models import augskip_resnet18  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A rerun must not rewrite the committed snapshot in examples/out/: by default results go to the
+# ignored bench_out/examples (like the other examples); --out examples/out replaces the snapshot.
+DEFAULT_OUT = os.path.join(ROOT, "bench_out", "examples")
 INITS = ("zero", "kaiming", "xavier")
 RANK_INITS = ("zero", "kaiming")
 RANK_LAYERS = ("layer2.0.conv1", "layer3.0.conv1", "layer4.0.conv1")
@@ -151,7 +155,7 @@ def plot(results, args, steps_per_epoch, out):
     ax[0].legend()
     fig.suptitle(f"AugSkip ResNet-18 (width {args.width}) on digits 32x32, {len(args.seeds)} seeds")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "augskip_digits_curves.png"), dpi=110, metadata={"Software": None})
+    fig.savefig(os.path.join(out, "augskip_digits.png"), dpi=110, metadata={"Software": None})
 
     fig, ax = plt.subplots(2, 3, figsize=(12, 6), sharex=True)
     for j, layer in enumerate(RANK_LAYERS):
@@ -182,12 +186,21 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--out", default=OUT, help="output folder (default examples/out)")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help="output folder (default bench_out/examples, not tracked; --out examples/out "
+                        "replaces the committed snapshot)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1 epoch, 1 seed, width 4, 320 training images (numbers mean "
+                        "nothing)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.epochs, args.seeds, args.width = 1, [0], 4
     out = args.out
     torch.set_num_threads(args.threads)
     os.makedirs(out, exist_ok=True)
     data = load_digits_32()
+    if args.quick:
+        data = (data[0][:320], data[1][:320], data[2], data[3])
     steps_per_epoch = math.ceil(len(data[1]) / args.batch)
     results = {}
     t0 = time.perf_counter()

@@ -103,3 +103,7 @@ __all__ += ["cpu_cache_stats", "cpu_cache_clear", "set_cpu_cache_limit"]
 def init_backends() -> list[dict]:
     """The backend table of the initializers' fused fill (zerofwht.init), with reasons."""
     return _backends.init_table()
+
+# Every backend's presence is answered at import, so that a process's first transform may be the
+# one under torch.compile (the answers are constants by then).
+_backends.warm()

@@ -335,3 +335,13 @@ def select_init(w: torch.Tensor, name: Optional[str] = None) -> Backend:
 
 def init_table() -> list:
     return INIT.rows()
+
+
+def warm() -> None:
+    """Answer every backend's presence question once, now. The answers are cached and fixed for
+    the process; asking them first inside a function being compiled would make dynamo trace the
+    dispatcher query (``_dispatch_has_kernel_for_dispatch_key`` returns a bool, which it cannot
+    put in a graph), so ``torch.compile(fullgraph=True)`` of a process's first call would fail."""
+    for table in (TRANSFORM, INIT):
+        for backend in table.backends.values():
+            backend.present()

@@ -1,4 +1,4 @@
-"""Alternating A/B runs of ../shared/tools/peer_bench.py: builds (or settings) of zerofwht side by side.
+"""Alternating A/B runs of an external peer_bench.py (a cross-check outside this repository, given by --peer-bench): builds (or settings) of zerofwht side by side.
 
     python scripts/peer_ab.py --rounds 8 --ks 17,18,19,20 --threads 1 . /tmp/wt,ZEROFWHT_CPU_STREAM=0
 

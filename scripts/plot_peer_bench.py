@@ -1,4 +1,4 @@
-"""Plot and tabulate ../shared/tools/peer_bench.py results: zerofwht against the public CPU FWHTs.
+"""Plot and tabulate the JSON records of an external peer_bench.py (a cross-check outside this repository): zerofwht against the public CPU FWHTs.
 
     python scripts/plot_peer_bench.py RUN1.json [RUN2.json ...] --png OUT.png [--dtype float32]
 

@@ -1,5 +1,5 @@
 """Bad input: every case raises a clear error of the right type that names the argument and value
-(issue 2, item 6), through the public functions and through the raw torch.ops."""
+through the public functions and through the raw torch.ops."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""zerofwht.init: worked values of DESIGN.md section 4, every initializer on every CPU backend
+"""zerofwht.init: worked values of docs/design.md (initialization rules), every initializer on every CPU backend
 against the dense references of zerofwht.reference (bitwise), shards, non-contiguous destinations,
 meta tensors, autograd, errors, the model-level scheme, and the op registrations.
 
@@ -76,7 +76,7 @@ def assert_bitwise(actual, expected, what=""):
 
 
 # ----------------------------------------------------------------------------------------------
-# Worked values of DESIGN.md section 4 (exact)
+# Worked values of docs/design.md, initialization rules (exact)
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 class TestWorkedValues:

@@ -265,7 +265,7 @@ def fwht_kron(x: torch.Tensor, n, dim: int, norm, *, out_features=None, scale=No
                                "tensor); call fwht(x) without out= instead")
         primal = fwAD.unpack_dual(x).primal
         kw = dict(dim=dim, out_features=out_features, scale=s, backend=backend, base=hk)
-        return fwAD.make_dual(fwht_kron(primal, n, **kw), fwht_kron(tangent, n, **kw))
+        return fwAD.make_dual(fwht_kron(primal, n, norm=None, **kw), fwht_kron(tangent, n, norm=None, **kw))
     name = select_backend(x, k, backend)
     last = dim == x.dim() - 1
     xt = x if last else x.movedim(dim, -1)

@@ -148,7 +148,7 @@ def _has_kernel(key: str) -> bool:
         return False
 
 
-def _refuse(name: str, x: torch.Tensor, k: int) -> Optional[str]:
+def _refuse(name: str, x: torch.Tensor, k: int, p: Optional[int] = None) -> Optional[str]:
     if name == "torch":
         return None
     if name in ("cpp", "cuda"):
@@ -166,24 +166,24 @@ def _refuse(name: str, x: torch.Tensor, k: int) -> Optional[str]:
             from . import triton_kron
         except Exception as exc:  # noqa: BLE001
             return f"the Triton kron backend failed to import ({type(exc).__name__}: {exc})"
-        return triton_kron.refuse(x, k)
+        return triton_kron.refuse(x, k, p)
     raise AssertionError(name)
 
 
 _AUTO = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 
 
-def select_backend(x: torch.Tensor, k: int, backend: Optional[str]) -> str:
+def select_backend(x: torch.Tensor, k: int, backend: Optional[str], p: Optional[int] = None) -> str:
     from ._backends import canonical_name
     key = canonical_name(backend)
     if key is not None:
-        reason = _refuse(key, x, k)
+        reason = _refuse(key, x, k, p)
         if reason:
             raise RuntimeError(f"zerofwht backend {key!r} cannot run this K * 2^k transform "
                                f"(K={k}): {reason}")
         return key
     for key in _AUTO.get(x.device.type, ("torch",)):
-        if _refuse(key, x, k) is None:
+        if _refuse(key, x, k, p) is None:
             return key
     return "torch"
 
@@ -266,7 +266,7 @@ def fwht_kron(x: torch.Tensor, n, dim: int, norm, *, out_features=None, scale=No
         primal = fwAD.unpack_dual(x).primal
         kw = dict(dim=dim, out_features=out_features, scale=s, backend=backend, base=hk)
         return fwAD.make_dual(fwht_kron(primal, n, norm=None, **kw), fwht_kron(tangent, n, norm=None, **kw))
-    name = select_backend(x, k, backend)
+    name = select_backend(x, k, backend, n // k)
     last = dim == x.dim() - 1
     xt = x if last else x.movedim(dim, -1)
     if out is not None:

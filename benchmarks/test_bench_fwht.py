@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import zerofwht
-from zerofwht import bench as zb
+from zerofwht.bench import common, fwht as bench_fwht, impls
 
 DENSE_MAX = 1 << 12
 
@@ -38,12 +38,12 @@ def _settings(config) -> dict:
     device = config.getoption("--bench-device") or ("cuda" if torch.cuda.is_available() else "cpu")
     dev_type = torch.device(device).type
     dtypes = config.getoption("--bench-dtypes")
-    dtypes = list(zb.DTYPE_NAMES) if dtypes == "all" else [
-        zb.DTYPE_ALIASES.get(d.strip().lower(), d.strip().lower()) for d in dtypes.split(",") if d.strip()]
+    dtypes = list(common.DTYPE_NAMES) if dtypes == "all" else [
+        common.DTYPE_ALIASES.get(d.strip().lower(), d.strip().lower()) for d in dtypes.split(",") if d.strip()]
     threads = ([int(t) for t in config.getoption("--bench-threads").split(",") if t.strip()]
                if dev_type == "cpu" else [None])
     total = config.getoption("--bench-total")
-    total = int(total) if total else zb.DEFAULT_TOTAL[dev_type]
+    total = int(total) if total else common.DEFAULT_TOTAL[dev_type]
     return dict(device=device, dev_type=dev_type, dtypes=dtypes, threads=threads, total=total,
                 ks=_parse_ks(config.getoption("--bench-ks")))
 
@@ -54,7 +54,7 @@ def _candidates(dev_type: str) -> list:
     for b in zerofwht.backends():
         if b["available"] and ("any" in b["devices"] or dev_type in b["devices"]):
             out.append((b["name"], tuple(b["dtypes"]), b["max_n"]))
-    peers, _ = zb.peer_impls(dev_type, list(zb.PEERS), 1)
+    peers, _ = impls.peer_impls(dev_type, list(impls.PEERS), 1)
     out += [(p.key, p.dtypes, p.max_n) for p in peers]
     out.append(("dense", None, DENSE_MAX))
     return out
@@ -80,15 +80,15 @@ def pytest_generate_tests(metafunc):
 
 def _impl(key: str, dev_type: str, threads):
     if key == "copy":
-        return zb.copy_impl()
+        return impls.copy_impl()
     if key == "dense":
-        return zb.dense_impl(DENSE_MAX)
-    if key in zb.PEERS:
-        impls, info = zb.peer_impls(dev_type, [key], threads or 1)
-        if not impls:
+        return impls.dense_impl(DENSE_MAX)
+    if key in impls.PEERS:
+        found, info = impls.peer_impls(dev_type, [key], threads or 1)
+        if not found:
             pytest.skip(f"{key}: {info[key]['reason']}")
-        return impls[0]
-    return zb.own_impls(dev_type, [key], ["oop"], ["auto"])[0]
+        return found[0]
+    return impls.own_impls(dev_type, [key], ["oop"], ["auto"])[0]
 
 
 def test_fwht(benchmark, spec, request):
@@ -96,7 +96,7 @@ def test_fwht(benchmark, spec, request):
     if spec["threads"] is not None:
         torch.set_num_threads(spec["threads"])
     n, dtype = spec["n"], spec["dtype"]
-    x = zb.make_input(n, spec["total"], dtype, spec["device"])
+    x = bench_fwht.make_input(n, spec["total"], dtype, spec["device"])
     batch = x.shape[0]
     impl = _impl(spec["impl"], dev_type, spec["threads"])
     case = impl.build(x, n)
@@ -109,9 +109,9 @@ def test_fwht(benchmark, spec, request):
     if dev_type == "cuda":
         torch.cuda.synchronize()
     first_s = time.perf_counter() - t0
-    err = zb.Checker(x).error(case.result(ret), copy=impl.kind == "copy")
+    err = bench_fwht.Checker(x).error(case.result(ret), copy=impl.kind == "copy")
     ret = None
-    tol = 0.0 if impl.kind == "copy" else zb.TOLERANCE[dtype]
+    tol = 0.0 if impl.kind == "copy" else common.TOLERANCE[dtype]
     assert err <= tol, f"{impl.label}: relative error {err:.3g} > {tol:.1g} against the fp64 reference"
 
     if dev_type == "cuda":
@@ -120,7 +120,7 @@ def test_fwht(benchmark, spec, request):
             torch.cuda.synchronize()
     else:
         fn = case.run
-    nbytes = 2 * batch * n * zb.ITEMSIZE[dtype]
+    nbytes = 2 * batch * n * common.ITEMSIZE[dtype]
     thr = "gpu" if spec["threads"] is None else f"t{spec['threads']}"
     benchmark.group = f"fwht {spec['device']} {dtype} {thr} N=2^{n.bit_length() - 1} batch={batch}"
     benchmark.extra_info.update(impl=impl.key, label=impl.label, kind=impl.kind, mode=impl.mode,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from zerofwht import bench_init
+from zerofwht.bench import materialize as bench_init
 
 
 def test_run_materialization_small(tmp_path):

@@ -1,22 +1,31 @@
-"""The backend table: which implementation runs a transform, and why another one refuses.
+"""The backend tables: which implementation runs a transform (or a weight fill), and why another
+one refuses.
 
-Each backend states the devices and dtypes it serves, the largest transform length it takes, and
-whether it is present at all (compiled, importable). ``select(x, n, name)`` returns the backend to
-run, or raises a ``RuntimeError`` that says why the one asked for cannot run the input.
+One table type (``BackendTable``) of one backend type (``Backend``) serves both the transform
+(``TRANSFORM``: ops ``zerofwht::fwht*``) and the fused weight fill of ``zerofwht.init``
+(``INIT``: ops ``zerofwht::init_fill*``). Each backend states the devices and dtypes it serves,
+the largest transform length it takes, and whether it is present at all (compiled, importable,
+a device to run on). ``table.select(x, n, name)`` returns the backend to run, or raises a
+``RuntimeError`` that says why the one asked for cannot run the input.
 
-Selection order when no backend is named (``backend=None`` / ``"auto"`` and no
-``ZEROFWHT_BACKEND`` in the environment): the first backend of ``AUTO_ORDER[device type]`` that
-accepts the input; ``"torch"`` (pure PyTorch) accepts everything and comes last.
+Selection order when no backend is named (``backend=None`` / ``"auto"`` and nothing in the
+table's environment variable, ``ZEROFWHT_BACKEND`` / ``ZEROFWHT_INIT_BACKEND``): the first backend
+of ``auto_order[device type]`` that accepts the input; ``"torch"`` (pure PyTorch) accepts
+everything and comes last.
+
+This module imports the Triton *kernel* modules only (never the launchers or ``ops``), so no
+module that selects a backend is imported back from here.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+from ._checks import (FILL_MAX_DIMS, FLOAT_DTYPES, TRITON_MAX_LOG_N,  # noqa: F401  (re-exported)
+                      triton_interpreting)
 
 # Filled by zerofwht/__init__.py after trying to import the compiled extension.
 EXTENSION = {"loaded": False, "error": "zerofwht._C was not imported", "cuda": False}
@@ -26,72 +35,117 @@ EXTENSION = {"loaded": False, "error": "zerofwht._C was not imported", "cuda": F
 class Backend:
     name: str
     description: str
-    devices: tuple  # device types, e.g. ("cpu",); empty tuple = every device
-    dtypes: tuple
-    max_n: int
-    present: Callable[[], Optional[str]] = field(repr=False)  # None when usable, else the reason
-    # The backend's own finer checks (e.g. compute capability), run after present(); None = none.
-    check: Optional[Callable[[torch.Tensor, int], Optional[str]]] = field(default=None, repr=False)
+    devices: Union[tuple, Callable[[], tuple]]  # device types (or a function giving them now);
+    #                                             empty tuple = every device
+    dtypes: tuple = FLOAT_DTYPES
+    max_n: Optional[int] = None          # longest transform (None: no length, e.g. a fill)
+    present: Callable[[], Optional[str]] = field(default=lambda: None, repr=False)  # None: usable
+    # The backend's own complete check (device, capability, dtype, size); replaces the generic
+    # device / dtype / max_n / ranks checks when given.
+    check: Optional[Callable[[torch.Tensor, Optional[int]], Optional[str]]] = field(default=None, repr=False)
+    ranks: Optional[tuple] = None        # (min, max) tensor dimensions accepted; None: any
+    # Why the backend, though present, has nothing to run on in this process (the table's
+    # "available" column); None: it can run here.
+    runs_here: Callable[[], Optional[str]] = field(default=lambda: None, repr=False)
 
-    def refuse(self, x: torch.Tensor, n: int) -> Optional[str]:
-        """Why this backend cannot transform ``x`` with length ``n`` (None if it can)."""
+    def device_types(self) -> tuple:
+        return self.devices() if callable(self.devices) else self.devices
+
+    def refuse(self, x: torch.Tensor, n: Optional[int] = None) -> Optional[str]:
+        """Why this backend cannot run ``x`` (with transform length ``n``); None if it can."""
         missing = self.present()
         if missing:
             return missing
         if self.check is not None:
             return self.check(x, n)
-        if self.devices and x.device.type not in self.devices:
-            return f"it runs on {'/'.join(self.devices)} tensors, got a tensor on {x.device}"
+        devices = self.device_types()
+        if devices and x.device.type not in devices:
+            return f"it runs on {'/'.join(devices)} tensors, got a tensor on {x.device}"
         if x.dtype not in self.dtypes:
-            names = ", ".join(str(d).replace("torch.", "") for d in self.dtypes)
-            return f"it supports dtypes {names}, got {x.dtype}"
-        if n > self.max_n:
+            return f"it supports dtypes {_dtype_names(self.dtypes)}, got {x.dtype}"
+        if n is not None and self.max_n is not None and n > self.max_n:
             return f"it supports n <= {self.max_n}, got n={n}"
+        if self.ranks is not None and not self.ranks[0] <= x.dim() <= self.ranks[1]:
+            return f"it takes tensors of {self.ranks[0]} to {self.ranks[1]} dimensions, got {x.dim()}"
         return None
 
+    def record(self) -> dict:
+        reason = self.present() or self.runs_here()
+        row = {"name": self.name, "description": self.description,
+               "devices": list(self.device_types()) or ["any"],
+               "dtypes": [str(d).replace("torch.", "") for d in self.dtypes]}
+        if self.max_n is not None:
+            row["max_n"] = self.max_n
+        row.update(available=reason is None, reason=reason)
+        return row
 
-def _cpp_present() -> Optional[str]:
+
+def _dtype_names(dtypes) -> str:
+    return ", ".join(str(d).replace("torch.", "") for d in dtypes)
+
+
+class BackendTable:
+    """Named backends of one op family, the automatic order per device type, and the selector."""
+
+    def __init__(self, what: str, backends: dict, auto_order: dict, env_var: str,
+                 aliases: Optional[dict] = None, verb: str = "run this input"):
+        self.what, self.backends, self.auto_order = what, backends, auto_order
+        self.env_var, self.aliases, self.verb = env_var, aliases or {}, verb
+
+    def canonical_name(self, name: Optional[str]) -> Optional[str]:
+        """Map a user-given backend name (or None / "auto"; None falls back to the environment
+        variable) to a key of the table, or None for auto."""
+        if name is None:
+            name = os.environ.get(self.env_var) or None
+            source = f"environment variable {self.env_var}"
+        else:
+            source = "backend"
+        if name is None or name == "auto":
+            return None
+        if not isinstance(name, str):
+            raise TypeError(f"backend must be a string or None, got {type(name).__name__} {name!r}")
+        key = self.aliases.get(name.lower(), name.lower())
+        if key not in self.backends:
+            raise ValueError(f"{source}={name!r} is not a known {self.what}; choose one of "
+                             f"{sorted(self.backends)} or 'auto'")
+        return key
+
+    def select(self, x: torch.Tensor, n: Optional[int] = None, name: Optional[str] = None,
+               memo: Optional[dict] = None) -> Backend:
+        """The backend to run ``x`` (length ``n``). ``memo``: a dict remembering the automatic
+        choice for CPU tensors by (dtype, n)."""
+        key = self.canonical_name(name)
+        if key is not None:
+            backend = self.backends[key]
+            reason = backend.refuse(x, n)
+            if reason:
+                raise RuntimeError(f"zerofwht {self.what} {key!r} cannot {self.verb}: {reason}")
+            return backend
+        remember = memo is not None and x.is_cpu
+        if remember:
+            chosen = memo.get((x.dtype, n))
+            if chosen is not None:
+                return chosen
+        for key in self.auto_order.get(x.device.type, ("torch",)):
+            if self.backends[key].refuse(x, n) is None:
+                if remember:
+                    memo[(x.dtype, n)] = self.backends[key]
+                return self.backends[key]
+        shape = f"with n={n}" if n is not None else f"of shape {tuple(x.shape)}"
+        raise RuntimeError(f"no zerofwht {self.what} accepts a {x.dtype} tensor {shape} on {x.device}: "
+                           + "; ".join(f"{k}: {b.refuse(x, n)}" for k, b in self.backends.items()))
+
+    def rows(self) -> list:
+        """The table as plain records (for the README, the benchmark and error messages)."""
+        return [b.record() for b in self.backends.values()]
+
+
+# =================================================================================================
+# Presence of each backend
+# =================================================================================================
+def _extension_present() -> Optional[str]:
     if not EXTENSION["loaded"]:
         return f"the compiled extension is not available ({EXTENSION['error']})"
-    return None
-
-
-def _cuda_present() -> Optional[str]:
-    if not EXTENSION["loaded"]:
-        return f"the compiled extension is not available ({EXTENSION['error']})"
-    if not EXTENSION["cuda"]:
-        return ("zerofwht._C was built without CUDA kernels (a CPU build of torch or no CUDA "
-                "toolkit at build time; see the README's support matrix)")
-    if not _op_has_kernel("zerofwht::fwht", "CUDA"):
-        return ("zerofwht._C has no CUDA kernel for fwht (an extension built before it existed: "
-                "rebuild with pip install --no-build-isolation -e .)")
-    return None
-
-
-_CUDA_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
-_CUDA_MAX_LOG_N: dict = {}
-
-
-def cuda_max_n(dtype: torch.dtype, device: torch.device) -> int:
-    """Longest transform the CUDA kernel takes for ``dtype`` on ``device`` (it depends on the
-    device's shared memory per block: 2^27 on A100 / H100 for 2-4 byte types, 2^26 for fp64)."""
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    key = (dtype, index)
-    if key not in _CUDA_MAX_LOG_N:
-        from . import _C
-        smem = torch.cuda.get_device_properties(index).shared_memory_per_block_optin
-        _CUDA_MAX_LOG_N[key] = _C.cuda_max_log_n(_CUDA_DTYPE_CODES[dtype], int(smem))
-    return 1 << _CUDA_MAX_LOG_N[key]
-
-
-def _cuda_check(x: torch.Tensor, n: int) -> Optional[str]:
-    if x.device.type != "cuda":
-        return f"it runs on cuda tensors, got a tensor on {x.device}"
-    if x.dtype not in FLOAT_DTYPES:
-        return f"it supports dtypes float16, bfloat16, float32, float64, got {x.dtype}"
-    limit = cuda_max_n(x.dtype, x.device)
-    if n > limit:
-        return f"it supports n <= {limit} for {x.dtype} on this device, got n={n}"
     return None
 
 
@@ -102,59 +156,135 @@ def _op_has_kernel(op: str, key: str) -> bool:
         return False
 
 
+_KERNEL_CACHE: dict = {}
+
+
+def _op_kernel(op: str, key: str) -> Optional[str]:
+    """None when op has a kernel for dispatch key ``key`` (CPU / CUDA), else why not. Cached once
+    zerofwht._C is imported: registrations do not change then (and torch.compile sees a plain
+    constant)."""
+    if (op, key) in _KERNEL_CACHE:
+        return _KERNEL_CACHE[(op, key)]
+    missing = _extension_present()
+    if missing:
+        return missing
+    reason = None
+    if not _op_has_kernel(op, key):
+        if key == "CUDA" and not EXTENSION["cuda"]:
+            reason = ("zerofwht._C was built without CUDA kernels (a CPU build of torch or no CUDA "
+                      "toolkit at build time; see the README's support matrix)")
+        else:
+            reason = (f"zerofwht._C has no {key} kernel for {op.split('::')[1]} (an extension built "
+                      f"before it existed: rebuild with pip install --no-build-isolation -e .)")
+    _KERNEL_CACHE[(op, key)] = reason
+    return reason
+
+
+def _init_op_kernel(key: str) -> Optional[str]:
+    """Presence of zerofwht::init_fill_'s kernel for ``key`` (kept for zerofwht.init)."""
+    return _op_kernel("zerofwht::init_fill_", key)
+
+
+_TRITON_STATE: dict = {}
+
+
 def _triton_present() -> Optional[str]:
-    try:
-        from . import triton_fwht
-    except Exception as exc:  # noqa: BLE001
-        return f"the Triton backend failed to import ({type(exc).__name__}: {exc})"
-    if triton_fwht.IMPORT_ERROR is not None:
-        return f"triton is not importable ({triton_fwht.IMPORT_ERROR})"
+    """None when triton imports (and the kernels with it), else why not."""
+    if "error" not in _TRITON_STATE:
+        from . import triton_fwht_kernels, triton_init_kernels
+        err = triton_fwht_kernels.IMPORT_ERROR or triton_init_kernels.IMPORT_ERROR
+        _TRITON_STATE["error"] = None if err is None else f"triton is not importable ({err})"
+    return _TRITON_STATE["error"]
+
+
+def _triton_runs_here() -> Optional[str]:
+    """Triton has something to run on: a CUDA device, or the CPU interpreter."""
+    if triton_interpreting() or torch.cuda.is_available():
+        return None
+    return ("triton is installed but cannot run here: no CUDA device is visible "
+            "(torch.cuda.is_available() is False); set TRITON_INTERPRET=1 to run its kernels on "
+            "CPU tensors in Triton's interpreter (slow; for tests)")
+
+
+def _triton_devices() -> tuple:
+    return ("cuda", "cpu") if triton_interpreting() else ("cuda",)
+
+
+# =================================================================================================
+# The transform
+# =================================================================================================
+_CUDA_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+_CUDA_MAX_LOG_N: dict = {}
+
+
+def cuda_max_n(dtype: torch.dtype, device: torch.device) -> int:
+    """Longest transform the CUDA kernel takes for ``dtype`` on ``device`` (it depends on the
+    device's shared memory per block: 2^27 on A100 / H100 for 2-4 byte types, 2^26 for fp64).
+    The one place Python checks the CUDA size limit; the kernel's own plan computes it."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    key = (dtype, index)
+    if key not in _CUDA_MAX_LOG_N:
+        from . import _C
+        smem = torch.cuda.get_device_properties(index).shared_memory_per_block_optin
+        _CUDA_MAX_LOG_N[key] = _C.cuda_max_log_n(_CUDA_DTYPE_CODES[dtype], int(smem))
+    return 1 << _CUDA_MAX_LOG_N[key]
+
+
+def _cuda_check(x: torch.Tensor, n: Optional[int]) -> Optional[str]:
+    if x.device.type != "cuda":
+        return f"it runs on cuda tensors, got a tensor on {x.device}"
+    if x.dtype not in FLOAT_DTYPES:
+        return f"it supports dtypes {_dtype_names(FLOAT_DTYPES)}, got {x.dtype}"
+    limit = cuda_max_n(x.dtype, x.device)
+    if n > limit:
+        return f"it supports n <= {limit} for {x.dtype} on this device, got n={n}"
     return None
 
 
-def _triton_check(x: torch.Tensor, n: int) -> Optional[str]:
-    # Device (CUDA; CPU only under TRITON_INTERPRET=1), compute capability, dtype and size.
-    from . import triton_fwht
-    return triton_fwht.refuse(x, n)
+def triton_device_refusal(x: torch.Tensor) -> Optional[str]:
+    """Why Triton kernels cannot run on x's device (CUDA; CPU only under TRITON_INTERPRET=1)."""
+    if x.device.type != "cuda":
+        if x.device.type == "cpu" and triton_interpreting():
+            return None  # Triton's CPU interpreter (tests)
+        return (f"it runs on CUDA tensors (CPU tensors only under TRITON_INTERPRET=1), got a "
+                f"tensor on {x.device}")
+    if torch.version.hip is not None:
+        return "it is checked on NVIDIA GPUs only (this is a ROCm build of torch)"
+    cap = torch.cuda.get_device_capability(x.device)
+    if cap < (7, 5):
+        return f"Triton needs compute capability >= 7.5, got {cap[0]}.{cap[1]}"
+    if x.dtype == torch.bfloat16 and cap < (8, 0):
+        return f"bfloat16 needs compute capability >= 8.0, got {cap[0]}.{cap[1]}"
+    return None
+
+
+def _triton_check(x: torch.Tensor, n: Optional[int]) -> Optional[str]:
+    reason = triton_device_refusal(x)
+    if reason:
+        return reason
+    if x.dtype not in FLOAT_DTYPES:
+        return f"it supports dtypes {_dtype_names(FLOAT_DTYPES)}, got {x.dtype}"
+    if n is not None and n > (1 << TRITON_MAX_LOG_N):
+        return f"it supports n <= 2^{TRITON_MAX_LOG_N}, got n={n}"
+    return None
 
 
 BACKENDS = {
     "cpp": Backend("cpp", "C++ CPU kernel (AVX-512 / AVX2 / portable, chosen at run time)",
-                   ("cpu",), FLOAT_DTYPES, 1 << 30, _cpp_present),
+                   ("cpu",), max_n=1 << 30, present=lambda: _op_kernel("zerofwht::fwht", "CPU")),
     "cuda": Backend("cuda", "CUDA kernel (registers + warp shuffles + shared memory; two passes "
-                    "for n > 2^15)", ("cuda",), FLOAT_DTYPES, 1 << 27, _cuda_present, _cuda_check),
-    # devices lists CUDA; _triton_check also admits CPU tensors under TRITON_INTERPRET=1 (tests).
-    "triton": Backend("triton", "Triton kernel (register butterfly; multi-pass for n > 2^15)",
-                      ("cuda",), FLOAT_DTYPES, 1 << 30, _triton_present, _triton_check),
-    "torch": Backend("torch", "pure-PyTorch butterfly (reference; any device)", (),
-                     FLOAT_DTYPES, 1 << 30, lambda: None),
+                    "for n > 2^15)", ("cuda",), max_n=1 << 27,
+                    present=lambda: _op_kernel("zerofwht::fwht", "CUDA"), check=_cuda_check),
+    "triton": Backend("triton", "Triton kernel (register butterfly; multi-pass for n > 2^15; CPU "
+                      "tensors only under TRITON_INTERPRET=1)", _triton_devices,
+                      max_n=1 << TRITON_MAX_LOG_N, present=_triton_present, check=_triton_check,
+                      runs_here=_triton_runs_here),
+    "torch": Backend("torch", "pure-PyTorch butterfly (reference; any device)", (), max_n=1 << 30),
 }
 ALIASES = {"reference": "torch", "cpu": "cpp", "c++": "cpp"}
 AUTO_ORDER = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 ENV_VAR = "ZEROFWHT_BACKEND"
-
-
-def canonical_name(name: Optional[str], table: Optional[dict] = None, env_var: str = ENV_VAR,
-                   what: str = "backend") -> Optional[str]:
-    """Map a user-given backend name (or None / "auto"; None falls back to ``env_var``) to a key
-    of ``table`` (default BACKENDS), or None for auto. Shared by the transform and init tables."""
-    table = BACKENDS if table is None else table
-    if name is None:
-        name = os.environ.get(env_var) or None
-        source = f"environment variable {env_var}"
-    else:
-        source = "backend"
-    if name is None or name == "auto":
-        return None
-    if not isinstance(name, str):
-        raise TypeError(f"backend must be a string or None, got {type(name).__name__} {name!r}")
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in table:
-        raise ValueError(f"{source}={name!r} is not a known {what}; choose one of "
-                         f"{sorted(table)} or 'auto'")
-    return key
-
-
+TRANSFORM = BackendTable("backend", BACKENDS, AUTO_ORDER, ENV_VAR, ALIASES)
 # The automatic choice for CPU tensors depends only on (dtype, n) once the extension is imported;
 # remembering it saves about 1.3 us of a 9 us call on a small tensor (asking every backend about
 # the tensor's device is the slow part). Other devices are asked each time (CUDA's limit depends on
@@ -162,153 +292,46 @@ def canonical_name(name: Optional[str], table: Optional[dict] = None, env_var: s
 _AUTO_CPU: dict = {}
 
 
+def canonical_name(name: Optional[str]) -> Optional[str]:
+    return TRANSFORM.canonical_name(name)
+
+
 def select(x: torch.Tensor, n: int, name: Optional[str] = None) -> Backend:
-    key = canonical_name(name)
-    if key is not None:
-        backend = BACKENDS[key]
-        reason = backend.refuse(x, n)
-        if reason:
-            raise RuntimeError(f"zerofwht backend {key!r} cannot run this input: {reason}")
-        return backend
-    on_cpu = x.is_cpu
-    if on_cpu:
-        chosen = _AUTO_CPU.get((x.dtype, n))
-        if chosen is not None:
-            return chosen
-    for key in AUTO_ORDER.get(x.device.type, ("torch",)):
-        if BACKENDS[key].refuse(x, n) is None:
-            if on_cpu:
-                _AUTO_CPU[(x.dtype, n)] = BACKENDS[key]
-            return BACKENDS[key]
-    raise RuntimeError(f"no zerofwht backend accepts a {x.dtype} tensor on {x.device} with n={n}: "
-                       + "; ".join(f"{k}: {b.refuse(x, n)}" for k, b in BACKENDS.items()))
+    return TRANSFORM.select(x, n, name, _AUTO_CPU)
 
 
-def table() -> list[dict]:
-    """The backend table as plain records (for the README, the benchmark and error messages)."""
-    rows = []
-    for key, b in BACKENDS.items():
-        rows.append({"name": key, "description": b.description,
-                     "devices": list(b.devices) or ["any"],
-                     "dtypes": [str(d).replace("torch.", "") for d in b.dtypes],
-                     "max_n": b.max_n, "available": b.present() is None,
-                     "reason": b.present()})
-    return rows
+def table() -> list:
+    return TRANSFORM.rows()
 
 
 # =================================================================================================
-# Backends of the fused weight fill (zerofwht.init, op zerofwht::init_fill_ and its Triton / torch
-# twins). Same idea as the transform's table: each backend states its devices and dtypes and why
-# it refuses; ``select_init(w, name)`` picks one (``backend=`` keyword, else the environment
-# variable ZEROFWHT_INIT_BACKEND, else the first of INIT_AUTO_ORDER[device] that accepts w).
+# The fused weight fill (zerofwht.init: op zerofwht::init_fill_ and its Triton / torch twins)
 # =================================================================================================
 INIT_ENV_VAR = "ZEROFWHT_INIT_BACKEND"
-INIT_MAX_DIMS = 6
-
-
-@dataclass(frozen=True)
-class InitBackend:
-    name: str
-    description: str
-    devices: Callable[[], tuple]  # device types it serves now; empty tuple = every device
-    present: Callable[[], Optional[str]] = field(repr=False)  # None when usable, else the reason
-
-    def refuse(self, w: torch.Tensor) -> Optional[str]:
-        """Why this backend cannot fill ``w`` (None if it can)."""
-        missing = self.present()
-        if missing:
-            return missing
-        devices = self.devices()
-        if devices and w.device.type not in devices:
-            return f"it runs on {'/'.join(devices)} tensors, got a tensor on {w.device}"
-        if w.dtype not in FLOAT_DTYPES:
-            return f"it fills floating tensors (float16, bfloat16, float32, float64), got {w.dtype}"
-        if not 2 <= w.dim() <= INIT_MAX_DIMS:
-            return f"it fills tensors of 2 to {INIT_MAX_DIMS} dimensions, got {w.dim()}"
-        return None
-
-
-_INIT_KERNEL_CACHE: dict = {}
-
-
-def _init_op_kernel(key: str) -> Optional[str]:
-    """None when zerofwht::init_fill_ has a kernel for dispatch key ``key`` (CPU / CUDA).
-    Cached: registrations do not change once zerofwht._C is imported (and torch.compile then
-    sees a plain constant)."""
-    if key not in _INIT_KERNEL_CACHE and EXTENSION["loaded"]:
-        _INIT_KERNEL_CACHE[key] = _init_op_kernel_uncached(key)
-    return _INIT_KERNEL_CACHE[key] if key in _INIT_KERNEL_CACHE else _init_op_kernel_uncached(key)
-
-
-def _init_op_kernel_uncached(key: str) -> Optional[str]:
-    if not EXTENSION["loaded"]:
-        return f"the compiled extension is not available ({EXTENSION['error']})"
-    try:
-        has = torch._C._dispatch_has_kernel_for_dispatch_key("zerofwht::init_fill_", key)
-    except RuntimeError:  # schema not registered: an extension built before the op existed
-        has = False
-    if not has:
-        if key == "CUDA" and not EXTENSION["cuda"]:
-            return "zerofwht._C was built without CUDA kernels (CPU build of torch or no CUDA toolkit)"
-        return (f"zerofwht._C has no {key} kernel for init_fill_ (rebuild the extension: "
-                f"pip install --no-build-isolation -e .)")
-    return None
-
-
-_TRITON_STATE: dict = {}
-
-
-def triton_interpreting() -> bool:
-    """Whether Triton kernels would run under the CPU interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
-
-
-def _triton_init_present() -> Optional[str]:
-    if "error" not in _TRITON_STATE:
-        try:
-            from . import triton_init  # noqa: F401  (imports triton, registers the triton_op)
-            _TRITON_STATE["error"] = None
-        except Exception as exc:  # ImportError, or a triton too old for the kernel
-            _TRITON_STATE["error"] = f"triton is not usable ({type(exc).__name__}: {exc})"
-    return _TRITON_STATE["error"]
-
+INIT_MAX_DIMS = FILL_MAX_DIMS
+_RANKS = (2, FILL_MAX_DIMS)
 
 INIT_BACKENDS = {
-    "cpp": InitBackend("cpp", "C++ CPU kernel (zerofwht::init_fill_, parallel over runs)",
-                       lambda: ("cpu",), lambda: _init_op_kernel("CPU")),
-    "cuda": InitBackend("cuda", "CUDA kernel (zerofwht::init_fill_)", lambda: ("cuda",),
-                        lambda: _init_op_kernel("CUDA")),
-    "triton": InitBackend("triton", "Triton kernel (zerofwht::init_fill_triton_; CPU tensors only "
-                          "under TRITON_INTERPRET=1)",
-                          lambda: ("cuda", "cpu") if triton_interpreting() else ("cuda",),
-                          _triton_init_present),
-    "torch": InitBackend("torch", "pure PyTorch, chunked over rows (any device)", lambda: (),
-                         lambda: None),
+    "cpp": Backend("cpp", "C++ CPU kernel (zerofwht::init_fill_, parallel over runs)", ("cpu",),
+                   present=lambda: _init_op_kernel("CPU"), ranks=_RANKS),
+    "cuda": Backend("cuda", "CUDA kernel (zerofwht::init_fill_)", ("cuda",),
+                    present=lambda: _init_op_kernel("CUDA"), ranks=_RANKS),
+    "triton": Backend("triton", "Triton kernel (zerofwht::init_fill_triton_; CPU tensors only "
+                      "under TRITON_INTERPRET=1)", _triton_devices, present=_triton_present,
+                      ranks=_RANKS, runs_here=_triton_runs_here),
+    "torch": Backend("torch", "pure PyTorch, chunked over rows (any device)", (), ranks=_RANKS),
 }
 INIT_AUTO_ORDER = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
+INIT = BackendTable("init backend", INIT_BACKENDS, INIT_AUTO_ORDER, INIT_ENV_VAR,
+                    verb="fill this tensor")
 
 
-def select_init(w: torch.Tensor, name: Optional[str] = None) -> InitBackend:
+def select_init(w: torch.Tensor, name: Optional[str] = None) -> Backend:
     """The backend that fills ``w``: the one named (``name``, else ZEROFWHT_INIT_BACKEND), else the
     first of INIT_AUTO_ORDER[w.device.type] that accepts it. A named backend that cannot fill ``w``
     raises RuntimeError with the reason."""
-    key = canonical_name(name, INIT_BACKENDS, INIT_ENV_VAR, "init backend")
-    if key is not None:
-        reason = INIT_BACKENDS[key].refuse(w)
-        if reason:
-            raise RuntimeError(f"zerofwht init backend {key!r} cannot fill this tensor: {reason}")
-        return INIT_BACKENDS[key]
-    for key in INIT_AUTO_ORDER.get(w.device.type, ("torch",)):
-        if INIT_BACKENDS[key].refuse(w) is None:
-            return INIT_BACKENDS[key]
-    raise RuntimeError(f"no zerofwht init backend accepts a {w.dtype} tensor of shape "
-                       f"{tuple(w.shape)} on {w.device}: "
-                       + "; ".join(f"{k}: {b.refuse(w)}" for k, b in INIT_BACKENDS.items()))
+    return INIT.select(w, None, name)
 
 
-def init_table() -> list[dict]:
-    """The init backend table as plain records (name, description, devices, available, reason)."""
-    return [{"name": key, "description": b.description, "devices": list(b.devices()) or ["any"],
-             "dtypes": [str(d).replace("torch.", "") for d in FLOAT_DTYPES],
-             "available": b.present() is None, "reason": b.present()}
-            for key, b in INIT_BACKENDS.items()]
+def init_table() -> list:
+    return INIT.rows()

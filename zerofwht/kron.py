@@ -30,32 +30,11 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 from . import bases, reference
-from ._backends import EXTENSION, FLOAT_DTYPES
+from ._backends import EXTENSION, canonical_name
+from ._checks import check_int, check_out, resolve_scale
+from ._kron_common import check_op_args, register
 
 __all__ = ["fwht_kron", "fwht_kron_inplace", "resolve", "kron_torch", "select_backend"]
-
-
-def _check_op_args(op: str, x: torch.Tensor, base: torch.Tensor, n: int, out_features: int) -> None:
-    # The ops validate shapes themselves: users may call torch.ops directly. The +-1 entries and
-    # H H^T = K I are the front end's job (data-dependent, not checkable on fake tensors).
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{op}: x must be a floating tensor (float16/bfloat16/float32/float64), "
-                        f"got dtype={x.dtype}")
-    if x.dim() < 1:
-        raise ValueError(f"{op}: x must have at least 1 dimension, got a 0-d tensor")
-    if base.dim() != 2 or base.shape[0] != base.shape[1] or base.shape[0] < 1:
-        raise ValueError(f"{op}: base must be a K x K matrix, got shape {tuple(base.shape)}")
-    if not base.dtype.is_floating_point:
-        raise TypeError(f"{op}: base must be a floating tensor, got dtype={base.dtype}")
-    if base.device != x.device:
-        raise RuntimeError(f"{op}: base is on {base.device} but x is on {x.device}")
-    k = base.shape[0]
-    p = n // k if k else 0
-    if n < 1 or n % k or p & (p - 1) or n < x.shape[-1]:
-        raise ValueError(f"{op}: n must be K * 2^k (K={k}) and >= x.shape[-1]={x.shape[-1]}, "
-                         f"got n={n}")
-    if not 1 <= out_features <= n:
-        raise ValueError(f"{op}: out_features must be in [1, n={n}], got out_features={out_features}")
 
 
 def kron_torch(x: torch.Tensor, base: torch.Tensor, n: int, out_features: int,
@@ -90,36 +69,8 @@ def kron_torch(x: torch.Tensor, base: torch.Tensor, n: int, out_features: int,
 @torch.library.custom_op("zerofwht::fwht_kron_torch", mutates_args=())
 def _fwht_kron_torch(x: torch.Tensor, base: torch.Tensor, n: int, out_features: int,
                      scale: float) -> torch.Tensor:
-    _check_op_args("zerofwht::fwht_kron_torch", x, base, n, out_features)
+    check_op_args("zerofwht::fwht_kron_torch", x, base, n, out_features)
     return kron_torch(x, base, n, out_features, scale)
-
-
-def _make_fake(op: str):
-    def fake(x, base, n, out_features, scale):
-        _check_op_args(op, x, base, n, out_features)
-        return x.new_empty((*x.shape[:-1], out_features))
-    return fake
-
-
-def _setup_context(ctx, inputs, output):
-    x, base, n, _out_features, scale = inputs
-    ctx.d_in, ctx.n, ctx.scale = x.shape[-1], n, scale
-    ctx.save_for_backward(base)
-
-
-def make_backward(op):
-    def backward(ctx, grad):
-        (base,) = ctx.saved_tensors
-        # adjoint of s I*(out x n) (H_K kron H_p) I*(n x in): s I*(in x n) (H_K^T kron H_p) I*(n x out)
-        return op(grad, base.t().contiguous(), ctx.n, ctx.d_in, ctx.scale), None, None, None, None
-    return backward
-
-
-def register(name: str) -> None:
-    """Fake kernel and autograd for op ``zerofwht::<name>`` (schema as fwht_kron)."""
-    torch.library.register_fake(f"zerofwht::{name}")(_make_fake(f"zerofwht::{name}"))
-    torch.library.register_autograd(f"zerofwht::{name}", make_backward(getattr(torch.ops.zerofwht, name)),
-                                    setup_context=_setup_context)
 
 
 register("fwht_kron_torch")
@@ -174,7 +125,6 @@ _AUTO = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 
 
 def select_backend(x: torch.Tensor, k: int, backend: Optional[str], p: Optional[int] = None) -> str:
-    from ._backends import canonical_name
     key = canonical_name(backend)
     if key is not None:
         reason = _refuse(key, x, k, p)
@@ -200,15 +150,25 @@ def _op(name: str):
 # ----------------------------------------------------------------------------------------------
 # Front end
 # ----------------------------------------------------------------------------------------------
+def _below_autograd(x: torch.Tensor) -> bool:
+    """No gradient can flow: call the op below the autograd keys (as zerofwht.ops does)."""
+    return not (x.requires_grad and torch.is_grad_enabled()) and not torch.compiler.is_compiling()
+
+
+def _forward_tangent(x: torch.Tensor):
+    if fwAD._current_level < 0 or torch.compiler.is_compiling():
+        return None
+    return fwAD.unpack_dual(x).tangent
+
+
 def resolve(d_in: int, n, base, device, *, check_values: bool = True):
     """(n, K, base tensor on ``device`` as float32) for a K * 2^k transform of ``d_in`` inputs.
 
     ``base`` None: n must be supported (``bases.split``); K by the representation rule.
     ``base`` given: validated (``bases.check_base``); n defaults to the smallest K * 2^k >= d_in
     and must otherwise be K * 2^k."""
-    from .ops import _check_int
     if base is None:
-        n = _check_int(n, "n")
+        n = check_int(n, "n")
         s = bases.split(n)
         if s is None:
             raise ValueError(bases.unsupported_message(n))
@@ -219,7 +179,7 @@ def resolve(d_in: int, n, base, device, *, check_values: bool = True):
         if n is None:
             n = k * reference.next_power_of_two(-(-d_in // k) if d_in else 1)
         else:
-            n = _check_int(n, "n")
+            n = check_int(n, "n")
             p = n // k
             if n < 1 or n % k or p & (p - 1):
                 raise ValueError(f"n={n} must be K * 2^k for the given base of order K={k} "
@@ -248,16 +208,15 @@ def _call(name: str, xt: torch.Tensor, hk, n: int, out_features: int, s: float) 
 def fwht_kron(x: torch.Tensor, n, dim: int, norm, *, out_features=None, scale=None, out=None,
               backend=None, base=None) -> torch.Tensor:
     """``zerofwht.fwht`` for ``n = K * 2^k`` or a given ``base`` (x checked, dim canonical)."""
-    from .ops import (_below_autograd, _check_int, _check_out, _forward_tangent, _resolve_scale)
     d_in = x.shape[dim]
     n, k, hk = resolve(d_in, n, base, x.device)
     if out_features is None:
         out_features = n
     else:
-        out_features = _check_int(out_features, "out_features")
+        out_features = check_int(out_features, "out_features")
         if not 1 <= out_features <= n:
             raise ValueError(f"out_features must be in [1, n={n}], got out_features={out_features}")
-    s = _resolve_scale(norm, scale, n)
+    s = resolve_scale(norm, scale, n)
     tangent = _forward_tangent(x)
     if tangent is not None:  # forward-mode AD: linear, the JVP is the transform of the tangent
         if out is not None:
@@ -272,7 +231,7 @@ def fwht_kron(x: torch.Tensor, n, dim: int, norm, *, out_features=None, scale=No
     if out is not None:
         shape = list(x.shape)
         shape[dim] = out_features
-        _check_out(out, x, tuple(shape))
+        check_out(out, x, tuple(shape))
     if xt.numel() == 0 or d_in == 0:
         y = x.new_zeros((*xt.shape[:-1], out_features))
     elif _below_autograd(xt):
@@ -295,17 +254,16 @@ def fwht_kron_inplace(x: torch.Tensor, n, dim: int, norm, *, scale=None, backend
                       base=None) -> torch.Tensor:
     """``zerofwht.fwht_`` for ``n = K * 2^k``: x.shape[dim] must equal n. Computes into a new
     tensor and copies back (the kron kernels have no in-place form)."""
-    from .ops import _check_int, _forward_tangent, _resolve_scale
     d_in = x.shape[dim]
     if n is None and base is None:
         n = d_in
     if n is not None:
-        n = _check_int(n, "n")
+        n = check_int(n, "n")
     n, k, hk = resolve(d_in, n, base, x.device)
     if n != d_in:
         raise ValueError(f"fwht_ transforms in place, so x.shape[dim]={d_in} must equal n "
                          f"(got n={n}); use fwht(x, n=...) to pad")
-    s = _resolve_scale(norm, scale, n)
+    s = resolve_scale(norm, scale, n)
     if _forward_tangent(x) is not None:
         raise RuntimeError("fwht_ does not support forward-mode AD (x is a dual tensor); use "
                            "fwht(x) instead")

@@ -2,33 +2,32 @@
 
 Operators (namespace ``zerofwht``), all over the LAST dimension of ``x`` with shape ``(..., d_in)``:
 
-* ``fwht(Tensor x, int n, int out_features, float scale) -> Tensor`` (C++: CPU kernel; CUDA later)
+* ``fwht(Tensor x, int n, int out_features, float scale) -> Tensor`` (C++: CPU and CUDA kernels)
 * ``fwht_out(Tensor x, int n, int out_features, float scale, Tensor(a!) out) -> ()``
 * ``fwht_inplace(Tensor(a!) x, float scale) -> ()`` (``d_in == n == out_features``)
 * ``fwht_torch(Tensor x, int n, int out_features, float scale) -> Tensor`` (pure PyTorch, any device)
 
-each computing ``y = scale * (H_n @ pad_n(x))[..., :out_features]`` (DESIGN.md section 2). The
+each computing ``y = scale * (H_n @ pad_n(x))[..., :out_features]`` (docs/design.md). The
 gradient is the same operator with ``d_in`` and ``out_features`` swapped, so one op serves forward,
 backward and double backward. The Python functions below add the torch.fft-style interface
-(``n``, ``dim``, ``norm``), argument checking and backend selection (see ``_backends.py``).
+(``n``, ``dim``, ``norm``); argument checks live in ``_checks.py``, backend selection in
+``_backends.py``, the autograd formula in ``_autograd.py``.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Optional
 
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from . import _backends, bases, kron, reference
-from ._backends import EXTENSION, FLOAT_DTYPES
+from . import _autograd, _backends, bases, kron, reference
+from ._checks import DimensionError  # noqa: F401  (public: zerofwht.DimensionError)
+from ._checks import canonical_dim as _canonical_dim, check_int as _check_int  # noqa: F401
+from ._checks import check_op_args as _check_op_args, check_out as _check_out
+from ._checks import check_out_tensor as _check_out_tensor, check_tensor as _check_tensor
+from ._checks import resolve_scale as _resolve_scale, resolve_sizes as _resolve_sizes
 
 __all__ = ["fwht", "fwht_", "hadamard_transform", "DimensionError"]
-
-
-class DimensionError(IndexError, ValueError):
-    """``dim`` out of range (an IndexError like torch's, and a ValueError like our other checks)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -40,47 +39,19 @@ def _fwht_torch(x: torch.Tensor, n: int, out_features: int, scale: float) -> tor
     return reference.fwht_butterfly(x, n, out_features, scale)
 
 
-def _check_op_args(op: str, x: torch.Tensor, n: int, out_features: int) -> None:
-    # The ops validate too (not only the Python front end): users may call torch.ops directly.
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{op}: x must be a floating tensor (float16/bfloat16/float32/float64), "
-                        f"got dtype={x.dtype}")
-    if x.dim() < 1:
-        raise ValueError(f"{op}: x must have at least 1 dimension, got a 0-d tensor")
-    if not reference.is_power_of_two(n) or n < x.shape[-1]:
-        raise ValueError(f"{op}: n must be a power of two >= x.shape[-1]={x.shape[-1]}, got n={n}")
-    if not 1 <= out_features <= n:
-        raise ValueError(f"{op}: out_features must be in [1, n={n}], got out_features={out_features}")
-
-
 def _fake_fwht(x, n, out_features, scale):
     _check_op_args("zerofwht::fwht", x, n, out_features)
     return x.new_empty((*x.shape[:-1], out_features))
 
 
-def _setup_context(ctx, inputs, output):
-    x, n, _out_features, scale = inputs
-    ctx.d_in, ctx.n, ctx.scale = x.shape[-1], n, scale
-
-
-def _make_backward(op):
-    def backward(ctx, grad):
-        # The adjoint of s * I*(out x n) H_n I*(n x in) is s * I*(in x n) H_n I*(n x out): H_n is
-        # symmetric, so the gradient is the same op with d_in and out_features swapped.
-        return op(grad, ctx.n, ctx.d_in, ctx.scale), None, None, None
-    return backward
-
-
 torch.library.register_fake("zerofwht::fwht_torch")(_fake_fwht)
-torch.library.register_autograd("zerofwht::fwht_torch", _make_backward(torch.ops.zerofwht.fwht_torch),
-                                setup_context=_setup_context)
+_autograd.register("fwht_torch")
 
 
 def register_compiled_ops() -> None:
     """Fake kernels and autograd for the C++ ops; called once zerofwht._C has been imported."""
     torch.library.register_fake("zerofwht::fwht")(_fake_fwht)
-    torch.library.register_autograd("zerofwht::fwht", _make_backward(torch.ops.zerofwht.fwht),
-                                    setup_context=_setup_context)
+    _autograd.register("fwht")
 
     @torch.library.register_fake("zerofwht::fwht_out")
     def _(x, n, out_features, scale, out):
@@ -148,72 +119,6 @@ def _bump_version(t: torch.Tensor) -> None:
     # Inside torch.compile the write is functionalized and versions do not apply.
     if not torch.compiler.is_compiling():
         torch.autograd.graph.increment_version(t)
-
-
-# ----------------------------------------------------------------------------------------------
-# Argument checking shared by the public functions.
-# ----------------------------------------------------------------------------------------------
-def _check_tensor(x, name: str = "x") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        kind = "complex" if x.is_complex() else ("bool" if x.dtype == torch.bool else "integer")
-        raise TypeError(f"{name} must be a real floating tensor (float16, bfloat16, float32 or "
-                        f"float64); got {kind} dtype {x.dtype}")
-    if x.dim() == 0:
-        raise ValueError(f"{name} must have at least 1 dimension, got a 0-d tensor")
-
-
-def _check_int(value, name: str) -> int:
-    if type(value) is int:  # the common case, without the slower check against numbers.Integral
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
-def _canonical_dim(dim, ndim: int) -> int:
-    dim = _check_int(dim, "dim")
-    if not -ndim <= dim < ndim:
-        raise DimensionError(f"dim={dim} is out of range for a tensor with {ndim} dimension(s) "
-                             f"(expected a value in [{-ndim}, {ndim - 1}])")
-    return dim % ndim
-
-
-def _resolve_scale(norm, scale, n: int) -> float:
-    if scale is not None:
-        if norm is not None:
-            raise ValueError(f"give either norm or scale, not both (got norm={norm!r}, scale={scale!r})")
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
-            raise TypeError(f"scale must be a real number, got {type(scale).__name__} {scale!r}")
-        return float(scale)
-    if norm is None or norm == "backward":
-        return 1.0
-    if norm == "ortho":
-        return 1.0 / math.sqrt(n)
-    if norm == "forward":
-        return 1.0 / n
-    raise ValueError(f'norm must be None, "backward", "ortho" or "forward", got norm={norm!r}')
-
-
-def _resolve_sizes(d_in: int, n, out_features):
-    if n is None:
-        n = reference.next_power_of_two(d_in)
-    else:
-        n = _check_int(n, "n")
-        if not reference.is_power_of_two(n):
-            raise ValueError(f"n must be a power of two, got n={n} (or K * 2^k: "
-                             f"{bases.unsupported_message(n)})")
-        if n < d_in:
-            raise ValueError(f"n={n} is smaller than the input size {d_in} along dim; the transform "
-                             f"pads but never crops its input (use n >= {d_in})")
-    if out_features is None:
-        out_features = n
-    else:
-        out_features = _check_int(out_features, "out_features")
-        if not 1 <= out_features <= n:
-            raise ValueError(f"out_features must be in [1, n={n}], got out_features={out_features}")
-    return n, out_features
 
 
 def _below_autograd(x: torch.Tensor) -> bool:
@@ -322,25 +227,6 @@ def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional
     _check_out(out, x, tuple(shape))
     _run_out(chosen.name, xt, n, out_features, s, out if last else out.movedim(dim, -1))
     return out
-
-
-def _check_out_tensor(where: str, out, x: torch.Tensor, shape: tuple) -> None:
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{where}: out must be a torch.Tensor, got {type(out).__name__}")
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"{where}: out has shape {tuple(out.shape)}, expected {tuple(shape)}")
-    if out.dtype != x.dtype:
-        raise TypeError(f"{where}: out has dtype {out.dtype}, expected x's dtype {x.dtype}")
-    if out.device != x.device:
-        raise RuntimeError(f"{where}: out is on {out.device} but x is on {x.device}; they must be "
-                           "on the same device")
-
-
-def _check_out(out, x: torch.Tensor, shape: tuple) -> None:
-    _check_out_tensor("fwht", out, x, shape)
-    if torch.is_grad_enabled() and (x.requires_grad or out.requires_grad):
-        raise RuntimeError("fwht(..., out=...) does not support automatic differentiation: x or out "
-                           "requires grad; call fwht(x) without out= instead")
 
 
 def fwht_(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional[str] = None, *,

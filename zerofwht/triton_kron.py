@@ -28,6 +28,7 @@ from typing import Optional
 import torch
 
 from . import triton_fwht as tf
+from ._kron_common import check_op_args, register
 
 try:
     import triton
@@ -217,8 +218,7 @@ def kernel_configs() -> list:
 # Launcher
 # ----------------------------------------------------------------------------------------------
 def _check(where: str, x, base, n, out_features) -> None:
-    from .kron import _check_op_args
-    _check_op_args(where, x, base, n, out_features)
+    check_op_args(where, x, base, n, out_features)
     if n // base.shape[0] > (1 << MAX_LOG_P):
         raise ValueError(f"{where}: the Triton kron backend supports n / K <= 2^{MAX_LOG_P}, got "
                          f"n={n}, K={base.shape[0]}")
@@ -288,8 +288,4 @@ if IMPORT_ERROR is None:
             _launch(tf._as_rows(x), base, y.view(-1, out_features), n, scale)
         return y
 
-    def _register() -> None:
-        from . import kron
-        kron.register("fwht_kron_triton")  # explicit fake (the interpreter cannot trace) + autograd
-
-    _register()
+    register("fwht_kron_triton")  # explicit fake (the interpreter cannot trace), autograd, vmap

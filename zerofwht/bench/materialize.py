@@ -1,5 +1,5 @@
 """Materialization benchmark of zerofwht.init (the ``materialization`` section of
-``python -m zerofwht.bench``; also ``python -m zerofwht.bench_init`` on its own).
+``python -m zerofwht.bench``; also ``python -m zerofwht.bench.materialize`` on its own).
 
 For each weight shape, dtype and scheme it times the fused initializer writing a preallocated
 weight on the device, and reports
@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 import torch
 
-from . import init, reference
+from .. import init, reference
 
 SCHEMES = {
     "hadamard": lambda w, backend: init.hadamard_(w, backend=backend),
@@ -220,13 +220,68 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m zerofwht.bench_init", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m zerofwht.bench.materialize", description=__doc__.splitlines()[0])
     add_arguments(ap)
     args = ap.parse_args(argv)
     records = run_materialization(args)
     print(format_table(records))
     return 0
 
+
+# ---- the section of python -m zerofwht.bench ----
+def materialization_worker(cfg: dict, threads: Optional[int]) -> dict:
+    """Times zerofwht.init on (8192, 8192) and (32768, 8192) weights (zerofwht/py) with
+    the largest thread count only (one fill is memory-bound; the other counts add nothing)."""
+    import torch
+    counts = [t for t in cfg["threads"] if t is not None]
+    if threads is not None:
+        torch.set_num_threads(threads)
+        if counts and threads != max(counts):
+            return {"records": []}
+    opts = dict(device=cfg["device"])
+    if cfg.get("quick"):
+        opts.update(shapes=["2048x2048"], schemes=["hadamard", "zero", "idi"], repeats=3,
+                    dense_max_tflop=0.1)
+    records = run_materialization(opts)
+    for r in records:
+        r["threads"] = threads
+    return {"records": records}
+
+
+def materialization_render(records: list, meta: dict, style: str = "long") -> str:
+    recs = [r for r in records if r.get("section") == "materialization"]
+    if not recs:
+        return ""
+    head = (f"\n## materialization: zerofwht.init vs torch.empty(...).fill_(1.0) on {recs[0]['device_name']}, "
+            f"{recs[0]['threads']} thread(s), {meta.get('date', '')}\n"
+            "ratio = fill_ time / our time (>= 1: faster than fill_); dense = the ZerO authors' recipe "
+            "(scipy.linalg.hadamard on the host, identity-block products, copy to the device)\n")
+    return head + format_table(recs)
+
+
+def materialization_plot(records: list, meta: dict, path: str) -> Optional[str]:
+    recs = [r for r in records if r.get("section") == "materialization"]
+    if not recs:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({("x".join(map(str, r["shape"])), r["dtype"]) for r in recs})
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, (shape, dtype) in zip(axes[0], groups):
+        rs = [r for r in recs if "x".join(map(str, r["shape"])) == shape and r["dtype"] == dtype]
+        ax.bar([r["scheme"] for r in rs], [r["gbps"] for r in rs], color="tab:blue", label="zerofwht.init")
+        ax.axhline(rs[0]["fill_gbps"], color="black", ls="--", label="fill_(1.0)")
+        ax.set_title(f"{shape} {dtype}")
+        ax.set_ylabel("GB/s (bytes written)")
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"weight materialization, {recs[0]['device_name']}, {meta.get('date', '')[:10]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ def check_op_args(op: str, x: torch.Tensor, base: torch.Tensor, n: int, out_feat
 
 def _make_fake(op: str):
     def fake(x, base, n, out_features, scale):
-        _check_op_args(op, x, base, n, out_features)
+        check_op_args(op, x, base, n, out_features)
         return x.new_empty((*x.shape[:-1], out_features))
     return fake
 

@@ -5,10 +5,10 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
-#include "cpu_output_cache.h"
-#include "fwht_cpu.h"
+#include "cpu/output_cache.h"
+#include "cpu/fwht.h"
 #if ZEROFWHT_WITH_CUDA
-#include "fwht_cuda.cuh"
+#include "cuda/fwht.cuh"
 #endif
 
 TORCH_LIBRARY(zerofwht, m) {

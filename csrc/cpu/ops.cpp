@@ -14,9 +14,9 @@
 
 #include <ATen/EmptyTensor.h>
 
-#include "cpu_output_cache.h"
-#include "fwht_cpu.h"
-#include "ops_common.h"
+#include "cpu/output_cache.h"
+#include "cpu/fwht.h"
+#include "fwht_glue_common.h"
 
 namespace zerofwht {
 
@@ -349,8 +349,8 @@ TORCH_LIBRARY_IMPL(zerofwht, CPU, m) {
 // zerofwht::init_fill_ (issue 3: fused weight materialization). Kernel: init_cpu.cpp; the checks
 // and the Tensor -> InitParams translation are shared with the CUDA glue (init_ops_common.h).
 // =================================================================================================
-#include "init_cpu.h"
-#include "init_ops_common.h"
+#include "cpu/init_fill.h"
+#include "init_glue_common.h"
 
 namespace zerofwht {
 namespace {

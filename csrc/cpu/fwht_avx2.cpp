@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #endif
 
-#include "fwht_cpu.h"
+#include "cpu/fwht.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC push_options
@@ -26,7 +26,7 @@
 #define ZF_F16_LOAD(p) _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
 #define ZF_F16_STORE(p, v) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph((__m256)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define ZF_RADIX_LOG2 3
-#include "fwht_cpu_impl.h"
+#include "cpu/fwht_impl.h"
 #pragma GCC pop_options
 
 namespace zerofwht {

@@ -7,10 +7,10 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "fwht_cuda.cuh"
-#include "init_cuda.cuh"
-#include "init_ops_common.h"
-#include "ops_common.h"
+#include "cuda/fwht.cuh"
+#include "cuda/init_fill.cuh"
+#include "init_glue_common.h"
+#include "fwht_glue_common.h"
 
 namespace zerofwht {
 namespace {

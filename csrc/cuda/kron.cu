@@ -72,6 +72,7 @@ struct KronArgs {
   int64_t x_row_stride, y_row_stride, d_in, d_out;
   int K, log_m, n;  // n = K << log_m (fits: it is bounded by shared memory)
   double scale;
+  bool base_vec;     // base rows are 16-byte aligned (K % 4 == 0, aligned pointer): float4 loads
 };
 
 template <class T>
@@ -135,7 +136,23 @@ struct KronRow {
       A acc[kKronRowTile];
 #pragma unroll
       for (int q = 0; q < kKronRowTile; ++q) acc[q] = A(0);
-      for (int i = 0; i < a.K; ++i) {
+      int i = 0;
+      if (a.base_vec) {  // four base entries per load (rows 16-byte aligned: K % 4 == 0)
+        for (; i < a.K; i += 4) {
+          A v[4];
+#pragma unroll
+          for (int u = 0; u < 4; ++u) v[u] = s[((i + u) << a.log_m) + c];
+#pragma unroll
+          for (int q = 0; q < kKronRowTile; ++q) {
+            const float4 b = *reinterpret_cast<const float4*>(h[q] + i);
+            acc[q] += A(b.x) * v[0];
+            acc[q] += A(b.y) * v[1];
+            acc[q] += A(b.z) * v[2];
+            acc[q] += A(b.w) * v[3];
+          }
+        }
+      }
+      for (; i < a.K; ++i) {
         const A v = s[(i << a.log_m) + c];
 #pragma unroll
         for (int q = 0; q < kKronRowTile; ++q) acc[q] += A(h[q][i]) * v;
@@ -187,7 +204,9 @@ bool valid(const KronCudaParams& p) {
 template <class T, class Exec>
 cudaError_t run_typed(const KronCudaParams& p, Exec& ex) {
   const int n = p.K << p.log_m;
-  const KronArgs a{p.x, p.y, p.base, p.x_row_stride, p.y_row_stride, p.d_in, p.d_out, p.K, p.log_m, n, p.scale};
+  const bool base_vec = p.K % 4 == 0 && reinterpret_cast<uintptr_t>(p.base) % 16 == 0;
+  const KronArgs a{p.x, p.y, p.base, p.x_row_stride, p.y_row_stride, p.d_in, p.d_out, p.K, p.log_m, n, p.scale,
+                   base_vec};
   return ex.template rows<T>(a, p.rows, threads_for(n), n * int(sizeof(typename T::Acc)));
 }
 

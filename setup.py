@@ -4,7 +4,7 @@
   generic target elsewhere); the AVX2 and AVX-512 variants live in their own translation units
   compiled with `#pragma GCC target`, and the one to run is chosen at run time from CPUID. The
   build never uses -march=native, so a wheel built here runs on any x86-64 CPU.
-* CUDA sources (csrc/*.cu) are built when a CUDA toolkit AND a CUDA build of torch are present,
+* CUDA sources (csrc/**/*.cu) are built when a CUDA toolkit AND a CUDA build of torch are present,
   never because a GPU is visible. ZEROFWHT_CUDA=0 forces them off, ZEROFWHT_CUDA=1 makes their
   absence an error. TORCH_CUDA_ARCH_LIST and MAX_JOBS are honoured as usual.
 
@@ -31,8 +31,10 @@ def rel(paths):
     return [os.path.relpath(p, ROOT) for p in sorted(paths)]
 
 
-cpp_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")))
-cuda_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "*.cu")))
+cpp_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cpp"), recursive=True))
+cuda_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cu"), recursive=True))
+# Sources include each other by their path under csrc/ ("cpu/fwht.h", "shared/init_params.h").
+csrc_include = [os.path.join(ROOT, "csrc")]
 
 cuda_mode = os.environ.get("ZEROFWHT_CUDA", "auto").lower()
 cuda_possible = torch.version.cuda is not None and CUDA_HOME is not None
@@ -62,7 +64,7 @@ if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
 define_macros = [("ZEROFWHT_WITH_CUDA", "1" if with_cuda else "0")]
 
 if with_cuda:
-    include_dirs = []
+    include_dirs = list(csrc_include)
     # torch 2.14's CUDA wheels ship CUDA headers (cusparse.h, ...) under site-packages/nvidia/cu*/include.
     for site in sys.path:
         include_dirs += glob.glob(os.path.join(site, "nvidia", "cu*", "include"))
@@ -74,7 +76,7 @@ if with_cuda:
         extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++20", "-lineinfo",
                                                       "-diag-suppress=177"]})
 else:
-    ext = CppExtension("zerofwht._C", cpp_sources, define_macros=define_macros,
+    ext = CppExtension("zerofwht._C", cpp_sources, define_macros=define_macros, include_dirs=csrc_include,
                        extra_compile_args={"cxx": cxx_flags}, extra_link_args=link_flags)
 
 print(f"zerofwht: building _C with C++ CPU kernels ({len(cpp_sources)} files)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Ahead-of-time check of the torch-free CUDA kernels without a GPU (DESIGN.md section 6):
-#   1. nvcc -c csrc/init_cuda.cu and csrc/fwht_cuda.cu for sm_80 and sm_90 with -Xptxas -v; fails
+#   1. nvcc -c csrc/cuda/init_fill.cu and csrc/cuda/fwht.cu for sm_80 and sm_90 with -Xptxas -v; fails
 #      on any spill, stack frame or local memory in a kernel;
 #   2. builds tests/init_cuda_emulate.cu (the init kernel body run for every thread of its grid on
 #      the host, against the C++ CPU kernel and the element rule) and runs it;
@@ -21,9 +21,9 @@ ARCHS=(-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90)
 echo "aot_nvcc: $("$NVCC" --version | tail -1)"
 log="$OUT/ptxas.txt"
 : >"$log"
-for src in init_cuda fwht_cuda; do
-  "$NVCC" -c "${FLAGS[@]}" "${ARCHS[@]}" -Xptxas -v "csrc/$src.cu" -o "$OUT/$src.o" >>"$log" 2>&1 || {
-    cat "$log" >&2; echo "aot_nvcc: FAILED to compile csrc/$src.cu" >&2; exit 1; }
+for src in init_fill fwht; do
+  "$NVCC" -c "${FLAGS[@]}" "${ARCHS[@]}" -Xptxas -v "csrc/cuda/$src.cu" -o "$OUT/$src.o" >>"$log" 2>&1 || {
+    cat "$log" >&2; echo "aot_nvcc: FAILED to compile csrc/cuda/$src.cu" >&2; exit 1; }
 done
 # One line per kernel and arch: registers, stack, spills.
 python3 - "$log" <<'PY'
@@ -57,11 +57,11 @@ PY
 
 echo "aot_nvcc: host emulation of the CUDA kernel ($CASES random cases)"
 "$NVCC" "${FLAGS[@]}" -DZEROFWHT_CUDA_EMULATE -gencode arch=compute_90,code=sm_90 \
-  tests/init_cuda_emulate.cu csrc/init_cuda.cu csrc/init_cpu.cpp -o "$OUT/init_cuda_emulate"
+  tests/init_cuda_emulate.cu csrc/cuda/init_fill.cu csrc/cpu/init_fill.cpp -o "$OUT/init_cuda_emulate"
 "$OUT/init_cuda_emulate" "$CASES"
 
 echo "aot_nvcc: host emulation of the CUDA transform ($CASES random cases)"
 "$NVCC" "${FLAGS[@]}" -DZEROFWHT_CUDA_EMULATE -gencode arch=compute_90,code=sm_90 \
-  tests/fwht_cuda_emulate.cu csrc/fwht_cuda.cu -o "$OUT/fwht_cuda_emulate"
+  tests/fwht_cuda_emulate.cu csrc/cuda/fwht.cu -o "$OUT/fwht_cuda_emulate"
 "$OUT/fwht_cuda_emulate" "$CASES"
 echo "aot_nvcc: OK"

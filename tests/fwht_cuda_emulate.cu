@@ -25,8 +25,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "fwht_cuda.cuh"
-#include "fwht_cuda_plan.h"
+#include "cuda/fwht.cuh"
+#include "cuda/fwht_plan.h"
 #include "emulate_rng.h"
 
 using namespace zerofwht::cuda;

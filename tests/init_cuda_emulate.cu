@@ -12,9 +12,9 @@
 #include <cstring>
 #include <vector>
 
-#include "init_cpu.h"
-#include "init_cuda.cuh"
-#include "init_params.h"
+#include "cpu/init_fill.h"
+#include "cuda/init_fill.cuh"
+#include "shared/init_params.h"
 #include "emulate_rng.h"
 
 using namespace zerofwht::init;

@@ -1,4 +1,4 @@
-"""The CUDA transform (csrc/fwht_cuda.cu) on a GPU, against the fp64 references and the C++ CPU
+"""The CUDA transform (csrc/cuda/fwht.cu) on a GPU, against the fp64 references and the C++ CPU
 kernel (bit for bit in fp32 / fp64: same stage order, no FMA).
 
 Every test here needs an NVIDIA GPU and an extension built with CUDA; without them they are

@@ -3,7 +3,7 @@ through the scripts that also run by hand:
 
 * scripts/aot_triton.py: every Triton init kernel configuration compiled for sm_80 and sm_90,
   no spills / local memory;
-* scripts/aot_nvcc.sh: csrc/init_cuda.cu and csrc/fwht_cuda.cu compiled with nvcc -c for sm_80
+* scripts/aot_nvcc.sh: csrc/cuda/init_fill.cu and csrc/cuda/fwht.cu compiled with nvcc -c for sm_80
   and sm_90 (-Xptxas -v, no spills / stack / local memory); the init kernel body run for every
   thread of its grid on the host against the C++ CPU kernel (tests/init_cuda_emulate.cu); the
   transform's index arithmetic checked exhaustively, its shared-memory bank conflicts, and its

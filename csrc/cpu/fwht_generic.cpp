@@ -11,7 +11,7 @@
 #include <immintrin.h>  // SSE2 is part of the x86-64 baseline
 #endif
 
-#include "fwht_cpu.h"
+#include "cpu/fwht.h"
 
 #define ZF_ISA_NS generic
 #define ZF_ISA_NAME "generic"
@@ -22,7 +22,7 @@
 #define ZF_SFENCE() _mm_sfence()
 #endif
 #define ZF_RADIX_LOG2 3
-#include "fwht_cpu_impl.h"
+#include "cpu/fwht_impl.h"
 
 namespace zerofwht {
 namespace cpu {

@@ -1,6 +1,5 @@
-// avx2 variant of the CPU kernels (32-byte vectors, radix 2^3 per pass). Compiled with a
-// target pragma, not -m flags, so the rest of the build stays baseline x86-64; the dispatcher
-// (fwht_cpu_dispatch.cpp) only calls it after CPUID says the CPU has these instructions.
+// avx2 variant of the Kronecker-transform CPU kernel (kron.h): the same target pragma and macros as
+// fwht_avx2.cpp, then fwht_impl.h and kron_impl.h. Only called after CPUID says the CPU has them.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -12,7 +11,7 @@
 #include <immintrin.h>
 #endif
 
-#include "fwht_cpu.h"
+#include "cpu/kron.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC push_options
@@ -26,18 +25,19 @@
 #define ZF_F16_LOAD(p) _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
 #define ZF_F16_STORE(p, v) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph((__m256)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define ZF_RADIX_LOG2 3
-#include "fwht_cpu_impl.h"
+#include "cpu/fwht_impl.h"
+#include "cpu/kron_impl.h"
 #pragma GCC pop_options
 
 namespace zerofwht {
 namespace cpu {
-const KernelTable* kernels_avx2() { return &avx2::kTable; }
+const KronTable* kron_kernels_avx2() { return &avx2::kKronTable; }
 }  // namespace cpu
 }  // namespace zerofwht
 #else
 namespace zerofwht {
 namespace cpu {
-const KernelTable* kernels_avx2() { return nullptr; }
+const KronTable* kron_kernels_avx2() { return nullptr; }
 }  // namespace cpu
 }  // namespace zerofwht
 #endif

@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "init_params.h"
+#include "shared/init_params.h"
 
 namespace zerofwht {
 namespace init {

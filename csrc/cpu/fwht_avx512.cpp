@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #endif
 
-#include "fwht_cpu.h"
+#include "cpu/fwht.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #pragma GCC push_options
@@ -26,7 +26,7 @@
 #define ZF_F16_LOAD(p) _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))
 #define ZF_F16_STORE(p, v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph((__m512)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define ZF_RADIX_LOG2 4
-#include "fwht_cpu_impl.h"
+#include "cpu/fwht_impl.h"
 #pragma GCC pop_options
 
 namespace zerofwht {

@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "init_cuda.cuh"
+#include "cuda/init_fill.cuh"
 
 namespace zerofwht {
 namespace init {

@@ -10,7 +10,7 @@
 
 #include <unistd.h>
 
-#include "fwht_cpu.h"
+#include "cpu/fwht.h"
 
 namespace zerofwht {
 namespace cpu {

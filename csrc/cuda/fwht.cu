@@ -13,8 +13,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "fwht_cuda.cuh"
-#include "fwht_cuda_plan.h"
+#include "cuda/fwht.cuh"
+#include "cuda/fwht_plan.h"
 
 #ifdef ZEROFWHT_CUDA_EMULATE
 #include <vector>

@@ -12,7 +12,7 @@
 
 #include <cuda_runtime.h>
 
-#include "init_params.h"
+#include "shared/init_params.h"
 
 namespace zerofwht {
 namespace init {

@@ -3,7 +3,7 @@
 // instantiation per element size (2, 4, 8 bytes) serves every floating dtype. Plain loops and
 // memset / fixed-size copies, which the compiler vectorizes for the build's baseline target; the
 // kernel is bound by memory bandwidth, not by instructions.
-#include "init_cpu.h"
+#include "cpu/init_fill.h"
 
 #include <algorithm>
 #include <cstring>

@@ -34,7 +34,7 @@
 
 #include <cstdint>
 
-#include "hd.h"
+#include "shared/host_device.h"
 
 namespace zerofwht {
 namespace cuda {

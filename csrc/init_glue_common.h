@@ -9,7 +9,7 @@
 #include <cstring>
 #include <limits>
 
-#include "init_params.h"
+#include "shared/init_params.h"
 
 namespace zerofwht {
 

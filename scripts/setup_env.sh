@@ -28,6 +28,9 @@ fi
 # scikit-learn: only for the examples' data set (sklearn.datasets.load_digits ships its data).
 "$VENV/bin/python" -c "import sklearn" >/dev/null 2>&1 || "${pip[@]}" install -q scikit-learn || \
   echo "setup: scikit-learn not installed (optional: examples/)"
+# transformers: optional (init_model_ tests on Hugging Face architectures built from configs, no weights).
+"$VENV/bin/python" -c "import transformers" >/dev/null 2>&1 || "${pip[@]}" install -q transformers || \
+  echo "setup: transformers not installed (optional: init_model_ tests on Hugging Face models skip)"
 # triton: optional (GPU backend, and its CPU interpreter for tests); never let it replace torch.
 "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 || "${pip[@]}" install -q triton || \
   echo "setup: triton not installed (optional)"

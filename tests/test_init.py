@@ -503,7 +503,9 @@ def test_init_model(scheme):
         assert by_name["fc1"]["rule"] == "idi_"
         assert by_name["head"]["rule"] == "idiz_" and by_name["head"]["params"]["classifier"]
     if scheme == "zero":
-        assert all(r["rule"] == "zero_init_" for r in summary)
+        # ZerO: the residual branch's last layer starts at zero, every other layer by Algorithm 1
+        assert by_name["block.conv2"]["rule"] == "zeros_"
+        assert all(r["rule"] == "zero_init_" for r in summary if r["name"] != "block.conv2")
     if scheme == "zero_weight_random_bias":  # reproducible from the generator
         net2 = Net()
         init.init_model_(net2, scheme, generator=torch.Generator().manual_seed(1))

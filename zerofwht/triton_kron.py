@@ -28,6 +28,7 @@ from typing import Optional
 import torch
 
 from . import triton_fwht as tf
+from ._checks import triton_interpreting
 from ._kron_common import check_op_args, register
 
 try:
@@ -146,9 +147,9 @@ if IMPORT_ERROR is None:
         j = c % P
         i = pid_m * BM + tl.arange(0, BM)
         if F64:
-            acc = tl.zeros((BM, BN), dtype=tl.float64)
+            acc = tl.full((BM, BN), 0.0, tl.float64)  # tl.full: a builtin (tl.zeros is a jit helper the late interpreter twin cannot call)
         else:
-            acc = tl.zeros((BM, BN), dtype=tl.float32)
+            acc = tl.full((BM, BN), 0.0, tl.float32)
         for k0 in range(0, ki, BK):
             kk = k0 + tl.arange(0, BK)
             h = tl.load(h_ptr + i[:, None] * k_order + kk[None, :], mask=(i[:, None] < k_order) & (kk[None, :] < ki),
@@ -177,7 +178,7 @@ _INTERPRETED: dict = {}
 def _kernel(name: str):
     """The jit kernel, or its interpreted twin when TRITON_INTERPRET=1 at launch time."""
     k = KERNELS[name]
-    if not tf._interpreting():
+    if not triton_interpreting():
         return k
     from triton.runtime.interpreter import InterpretedFunction
     if isinstance(k, InterpretedFunction):

@@ -234,7 +234,8 @@ def test_gradcheck_nonsymmetric_bases(backend):
         f = lambda t: zerofwht.fwht(t, n=k * p, out_features=out_features, norm="ortho",  # noqa: E731
                                     backend=backend)
         assert torch.autograd.gradcheck(f, (x,))
-        assert torch.autograd.gradgradcheck(f, (x,))
+        if k == 12:  # double backward once (slow): the backward is the same op, transposed base
+            assert torch.autograd.gradgradcheck(f, (x,))
     hk = random_equivalent(bases.hadamard_base(12, torch.float64), seed=6)
     x = make_input((3, 20), torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: zerofwht.fwht(t, base=hk, dim=0, backend=backend), (x,))

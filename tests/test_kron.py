@@ -292,3 +292,13 @@ def test_compile_fullgraph(backend):
     f(x).backward()
     torch.testing.assert_close(got, f(x))
     torch.testing.assert_close(g, x.grad)
+
+
+def test_vmap_matches_a_loop():
+    x = make_input((3, 4, 40), torch.float64)
+    for in_dims in (0, 1):
+        f = torch.vmap(lambda t: zerofwht.fwht(t, n=48, out_features=30, backend="torch"), in_dims=in_dims)
+        got = f(x)
+        loop = torch.stack([zerofwht.fwht(x.select(in_dims, i), n=48, out_features=30, backend="torch")
+                            for i in range(x.shape[in_dims])])
+        torch.testing.assert_close(got, loop, rtol=0, atol=1e-12)

@@ -83,6 +83,8 @@ def register_compiled_ops() -> None:
     if not _COMPILED and _has_cpp_op():
         register("fwht_kron")
         _COMPILED.append(True)
+        _has_kernel("CPU")
+        _has_kernel("CUDA")
 
 
 def _has_cpp_op() -> bool:
@@ -92,11 +94,17 @@ def _has_cpp_op() -> bool:
 # ----------------------------------------------------------------------------------------------
 # Backend choice (kept beside the op: the C++ op may be absent in an older build)
 # ----------------------------------------------------------------------------------------------
+_KERNELS: dict = {}  # dispatch key -> whether fwht_kron has a kernel for it (fixed once _C is loaded)
+
+
 def _has_kernel(key: str) -> bool:
-    try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key("zerofwht::fwht_kron", key)
-    except RuntimeError:
-        return False
+    # Cached (and filled at registration): torch.compile cannot trace the dispatcher query.
+    if key not in _KERNELS:
+        try:
+            _KERNELS[key] = torch._C._dispatch_has_kernel_for_dispatch_key("zerofwht::fwht_kron", key)
+        except RuntimeError:  # schema not registered
+            _KERNELS[key] = False
+    return _KERNELS[key]
 
 
 def _refuse(name: str, x: torch.Tensor, k: int, p: Optional[int] = None) -> Optional[str]:

@@ -7,6 +7,9 @@
 * CUDA sources (csrc/**/*.cu) are built when a CUDA toolkit AND a CUDA build of torch are present,
   never because a GPU is visible. ZEROFWHT_CUDA=0 forces them off, ZEROFWHT_CUDA=1 makes their
   absence an error. TORCH_CUDA_ARCH_LIST and MAX_JOBS are honoured as usual.
+* ZEROFWHT_SANITIZE=1 builds the CPU kernels only, at -O1 with AddressSanitizer and
+  UndefinedBehaviorSanitizer (scripts/sanitize_check.sh builds it into a build dir of its own;
+  never install it: it needs libasan preloaded).
 
 Build with `pip install --no-build-isolation -e .` (torch must be the one of the environment).
 """
@@ -25,6 +28,7 @@ except ImportError:  # pragma: no cover
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("ZEROFWHT_DEBUG", "0") == "1"
+SANITIZE = os.environ.get("ZEROFWHT_SANITIZE", "0") == "1"
 
 
 def rel(paths):
@@ -36,7 +40,7 @@ cuda_sources = rel(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cu"), recursive
 # Sources include each other by their path under csrc/ ("cpu/fwht.h", "shared/init_params.h").
 csrc_include = [os.path.join(ROOT, "csrc")]
 
-cuda_mode = os.environ.get("ZEROFWHT_CUDA", "auto").lower()
+cuda_mode = "0" if SANITIZE else os.environ.get("ZEROFWHT_CUDA", "auto").lower()
 cuda_possible = torch.version.cuda is not None and CUDA_HOME is not None
 if cuda_mode in ("1", "on", "true") and not cuda_possible:
     sys.exit(f"zerofwht: ZEROFWHT_CUDA=1 but torch.version.cuda={torch.version.cuda} and "
@@ -50,14 +54,19 @@ with_cuda = cuda_mode not in ("0", "off", "false") and cuda_possible and bool(cu
 # must keep extra index registers: measured on an AMD EPYC (Zen 4), one thread, fp32, 2^22 elements
 # per call, n = 2^8: 0.40-0.46 ns per element with -fwrapv, 0.22-0.23 without. The kernels never
 # rely on signed overflow wrapping.
-cxx_flags = ["-O0" if DEBUG else "-O3", "-std=c++20", "-fno-math-errno", "-fno-wrapv",
-             "-Wall", "-Wno-unknown-pragmas"]
+cxx_flags = ["-O0" if DEBUG else "-O1" if SANITIZE else "-O3", "-std=c++20", "-fno-math-errno",
+             "-fno-wrapv", "-Wall", "-Wno-unknown-pragmas"]
 if DEBUG:
     cxx_flags += ["-g"]
+# vptr is left out: torch and pybind11 are built without it, and their classes would be reported.
+sanitize_flags = ["-fsanitize=address,undefined", "-fno-sanitize=vptr",
+                  "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+if SANITIZE:
+    cxx_flags += sanitize_flags + ["-g"]
 # at::parallel_for is a header template: with torch's OpenMP backend it only runs in parallel when
 # OUR translation units are compiled with OpenMP (without it every "parallel" loop runs on one
 # thread, silently).
-link_flags = []
+link_flags = list(sanitize_flags) if SANITIZE else []
 if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
     cxx_flags += ["-fopenmp"]
     link_flags += ["-fopenmp"]
@@ -79,9 +88,10 @@ else:
     ext = CppExtension("zerofwht._C", cpp_sources, define_macros=define_macros, include_dirs=csrc_include,
                        extra_compile_args={"cxx": cxx_flags}, extra_link_args=link_flags)
 
-print(f"zerofwht: building _C with C++ CPU kernels ({len(cpp_sources)} files)"
+print(f"zerofwht: building _C with C++ CPU kernels ({len(cpp_sources)} files"
+      + (", ASan + UBSan)" if SANITIZE else ")")
       + (f" and CUDA kernels ({len(cuda_sources)} files, CUDA {torch.version.cuda})" if with_cuda
-         else f"; CUDA kernels not built ({'ZEROFWHT_CUDA=0' if cuda_mode in ('0', 'off', 'false') else 'no CUDA sources yet' if not cuda_sources else 'torch is a CPU build' if torch.version.cuda is None else 'no CUDA toolkit'})"),
+         else f"; CUDA kernels not built ({'ZEROFWHT_SANITIZE=1' if SANITIZE else 'ZEROFWHT_CUDA=0' if cuda_mode in ('0', 'off', 'false') else 'no CUDA sources found' if not cuda_sources else 'torch is a CPU build' if torch.version.cuda is None else 'no CUDA toolkit'})"),
       flush=True)
 
 setup(ext_modules=[ext], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})

@@ -1,5 +1,11 @@
-// Argument checks shared by the device glue files (CPU now, CUDA later). Messages name the
-// argument and its value, as the Python front end does.
+// ATen helpers of the transform shared by the CPU and CUDA glue (cpu/ops.cpp, cuda/ops.cu): the
+// dtype mapping, the argument checks and the overlap analysis of out=.
+// The user-facing checks live in the Python layer (the public functions check everything first and
+// name the Python argument). These C++ checks stay because the ops are also reachable directly as
+// torch.ops.zerofwht.*: each one guards the kernels' memory safety (an unsupported dtype, n not a
+// power of two or shorter than a row, out_features past n, an out of the wrong shape, dtype or
+// device, or one that overlaps itself would make a kernel read or write out of bounds or race).
+// Messages name the argument and its value, as the Python layer does.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -8,7 +14,20 @@
 #include <cstdint>
 #include <utility>
 
+#include "shared/dtype.h"
+
 namespace zerofwht {
+
+// The kernels' element type of a floating dtype (checked before: check_args).
+inline DType kernel_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kDouble: return DType::kFloat64;
+    case at::kHalf: return DType::kFloat16;
+    case at::kBFloat16: return DType::kBFloat16;
+    default: TORCH_CHECK_TYPE(false, "zerofwht: unsupported dtype ", t);
+  }
+}
 
 inline bool is_power_of_two(int64_t n) { return n >= 1 && (n & (n - 1)) == 0; }
 

@@ -1,6 +1,12 @@
-// ATen side of zerofwht::init_fill_ shared by the CPU glue (cpu_ops.cpp) and the CUDA glue
-// (cuda_ops.cu): argument checks (messages name the argument and its value, like the Python
+// ATen side of zerofwht::init_fill_ shared by the CPU glue (cpu/ops.cpp) and the CUDA glue
+// (cuda/ops.cu): argument checks (messages name the argument and its value, like the Python
 // front end) and the translation of a Tensor + arguments into the torch-free InitParams.
+// The Python layer checks its arguments first; these checks stay for direct torch.ops calls: each
+// guards the kernels against out-of-range reads, writes or index arithmetic (an unknown kind or
+// tap mode, offset / full_shape of the wrong length, a zero-size dimension (runs of length 0), a
+// weight too large for int64 indices, a w that overlaps itself). The offset range check is the one
+// exception kept for clarity: a weight placed outside full_shape is a caller's error that would
+// otherwise fill silently wrong values.
 #pragma once
 
 #include <ATen/ATen.h>

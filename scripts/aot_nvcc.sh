@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ahead-of-time check of the torch-free CUDA kernels without a GPU (DESIGN.md section 6):
+# Ahead-of-time check of the torch-free CUDA kernels without a GPU (docs/design.md):
 #   1. nvcc -c csrc/cuda/init_fill.cu and csrc/cuda/fwht.cu for sm_80 and sm_90 with -Xptxas -v; fails
 #      on any spill, stack frame or local memory in a kernel;
 #   2. builds tests/init_cuda_emulate.cu (the init kernel body run for every thread of its grid on

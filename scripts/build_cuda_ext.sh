@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the WHOLE zerofwht extension against the CUDA build of torch and imports it, without a
-# GPU (DESIGN.md section 6), then checks that the CUDA kernels registered:
+# GPU (docs/design.md), then checks that the CUDA kernels registered:
 #   1. creates / reuses a cached venv OUTSIDE the clone with torch==2.14.1 (CUDA 13.0 wheel,
 #      about 5.5 GB; env ZEROFWHT_CUDA_VENV, default ~/.cache/zerofwht/cuda-venv);
 #   2. builds zerofwht._C with ZEROFWHT_CUDA=1 (so missing CUDA is an error) into a build dir
@@ -43,8 +43,9 @@ echo "build_cuda_ext: built in $(( $(date +%s) - t1 ))s"
 
 # Stage: the package's Python files + the CUDA-built _C (never the repo's in-place CPU build).
 STAGE="$BUILD/stage"
-rm -rf "$STAGE" && mkdir -p "$STAGE/zerofwht"
-cp "$ROOT"/zerofwht/*.py "$STAGE/zerofwht/"
+rm -rf "$STAGE" && mkdir -p "$STAGE"
+cp -r "$ROOT/zerofwht" "$STAGE/"
+find "$STAGE/zerofwht" \( -name '_C*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 cp "$BUILD"/lib/zerofwht/_C*.so "$STAGE/zerofwht/"
 
 cd "$STAGE"

@@ -19,10 +19,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "shared/dtype.h"
+
 namespace zerofwht {
 namespace cpu {
 
-enum class DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+using ::zerofwht::DType;  // shared/dtype.h: one enum for every device
 
 constexpr int kMaxBatchDims = 6;
 
@@ -100,7 +102,7 @@ struct CpuTuning {
 };
 const CpuTuning& cpu_tuning();
 
-// One instruction-set variant of the kernels (see fwht_cpu_impl.h).
+// One instruction-set variant of the kernels (see fwht_impl.h).
 struct KernelTable {
   const char* isa;  // "avx512", "avx2" or "generic"
   // threads: how many threads the caller will use; it may change the plan (e.g. split one large

@@ -1,6 +1,6 @@
 // avx2 variant of the CPU kernels (32-byte vectors, radix 2^3 per pass). Compiled with a
 // target pragma, not -m flags, so the rest of the build stays baseline x86-64; the dispatcher
-// (fwht_cpu_dispatch.cpp) only calls it after CPUID says the CPU has these instructions.
+// (fwht_dispatch.cpp) only calls it after CPUID says the CPU has these instructions.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>

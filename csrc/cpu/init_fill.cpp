@@ -1,4 +1,4 @@
-// C++ CPU kernel of zerofwht::init_fill_ (torch-free; contract in init_cpu.h / init_params.h).
+// C++ CPU kernel of zerofwht::init_fill_ (torch-free; contract in init_fill.h / shared/init_params.h).
 // Only integer moves: the glue hands over the bit patterns of +value and -value, so one
 // instantiation per element size (2, 4, 8 bytes) serves every floating dtype. Plain loops and
 // memset / fixed-size copies, which the compiler vectorizes for the build's baseline target; the

@@ -91,7 +91,16 @@ struct KronImpl {
   static void kstage_vec(const KronParams& p, const KronPlan& pl, const C* work, V* tab, T* yr, C scale,
                          bool scaled) {
     const int64_t M = p.M, rows_out = (p.d_out + M - 1) / M;
+    // The next block's columns of every sub-row are fetched while this block is combined: K
+    // strided streams are more than the hardware prefetchers follow, and a work matrix beyond L1
+    // is read from L2. Measured (Zen 4 VM, one thread, fp32, 2^22 elements per call, warm
+    // harness, min of 20): K * M = 28 * 512 0.557 -> 0.456-0.476 ns per element, 12 * 256 (in L1)
+    // 0.40-0.42 -> 0.39-0.40.
     for (int64_t c = 0; c < M; c += NC * W) {
+      if (c + NC * W < M)
+        for (int64_t i = 0; i < p.K; ++i)
+          for (int64_t l = 0; l < NC * W; l += 64 / int64_t(sizeof(C)))
+            __builtin_prefetch(work + i * M + c + NC * W + l, 0, 3);
       build_all<V, NC>(pl, p.K, M, work + c, tab);
       combine<V, NC>(pl, rows_out, tab, [&](int64_t r, int nc, V v) ZF_INLINE_LAMBDA {
         const RowStore<T> st{yr + r * M, std::min(M, p.d_out - r * M), scale, scaled, pl.stream};

@@ -1,5 +1,5 @@
-// Torch-free interface of the CUDA Walsh-Hadamard kernels (fwht_cuda.cu; launch shapes and
-// index arithmetic: fwht_cuda_plan.h).
+// Torch-free interface of the CUDA Walsh-Hadamard kernels (fwht.cu; launch shapes and
+// index arithmetic: fwht_plan.h).
 //
 // For every row r:  y[r, :d_out] = scale * (H_n * pad_n(x[r, :d_in]))[:d_out]
 // with fp32 accumulation for fp16 / bf16 (rounded to nearest even once, at the store), fp32 for
@@ -12,10 +12,12 @@
 
 #include <cuda_runtime.h>
 
+#include "shared/dtype.h"
+
 namespace zerofwht {
 namespace cuda {
 
-enum class DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+using ::zerofwht::DType;  // shared/dtype.h: one enum for every device
 
 struct FwhtCudaParams {
   const void* x;         // input, device memory; element k of row r at x[r * x_row_stride + k]

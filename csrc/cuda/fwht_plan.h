@@ -1,4 +1,4 @@
-// Launch shapes and index arithmetic of the CUDA Walsh-Hadamard kernels (fwht_cuda.cu): which
+// Launch shapes and index arithmetic of the CUDA Walsh-Hadamard kernels (fwht.cu): which
 // thread holds which element of a row in which phase, and where it sits in shared memory.
 // Torch-free and CUDA-free: every function here is __host__ __device__ under nvcc and plain
 // inline C++ otherwise, so the host tests (tests/fwht_cuda_emulate.cu) check exactly the

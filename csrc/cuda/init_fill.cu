@@ -1,4 +1,4 @@
-// CUDA kernel of zerofwht::init_fill_ (torch-free; see init_cuda.cuh and init_params.h).
+// CUDA kernel of zerofwht::init_fill_ (torch-free; see init_fill.cuh and shared/init_params.h).
 #include <cstdint>
 #include <cstring>
 
@@ -45,7 +45,7 @@ ZF_HD void nonzeros(const InitParams& p, int64_t row, int64_t* plus, int64_t* mi
   row_nonzeros(p, row, plus, minus);
 }
 
-// The launch shape (see init_cuda.cuh), the same for the device and the host emulation.
+// The launch shape (see init_fill.cuh), the same for the device and the host emulation.
 struct Launch {
   int64_t runs, run_len, run_groups;
   int bi_log2;      // log2 of the threads along a run

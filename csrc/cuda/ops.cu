@@ -1,6 +1,6 @@
 // ATen glue of the CUDA kernels: the ONE CUDA glue file (argument checks, device guard, current
 // stream, layouts, workspace, launch check). Every Tensor operation of the CUDA path is here; the
-// kernels (fwht_cuda.cu, init_cuda.cu) never see torch. One section per op family, one
+// kernels (fwht.cu, init_fill.cu) never see torch. One section per op family, one
 // TORCH_LIBRARY_IMPL block at the end.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -19,7 +19,7 @@ inline void check_launch(const char* op, cudaError_t err) {
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
 }
 
-// ---- zerofwht::init_fill_ (issue 3: fused weight materialization) ----------------------------
+// ---- zerofwht::init_fill_ (fused weight materialization) ----------------------------------------
 void init_fill_cuda(at::Tensor w, int64_t kind, double value, int64_t tap_mode, at::IntArrayRef offset,
                     at::IntArrayRef full_shape) {
   const char* op = "zerofwht::init_fill_";
@@ -29,17 +29,7 @@ void init_fill_cuda(at::Tensor w, int64_t kind, double value, int64_t tap_mode, 
   check_launch(op, init::cuda::launch_init_fill(p, at::cuda::getCurrentCUDAStream()));
 }
 
-// ---- zerofwht::fwht, fwht_out, fwht_inplace (issue 6: the CUDA transform) ---------------------
-cuda::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cuda::DType::kFloat32;
-    case at::kDouble: return cuda::DType::kFloat64;
-    case at::kHalf: return cuda::DType::kFloat16;
-    case at::kBFloat16: return cuda::DType::kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "zerofwht: unsupported dtype ", t);  // checked before
-  }
-}
-
+// ---- zerofwht::fwht, fwht_out, fwht_inplace (the CUDA transform) ------------------------------
 // The kernel takes rows at one uniform stride with contiguous elements. True (and the stride)
 // when t's batch dimensions merge into one such dimension; size-1 dimensions are ignored.
 bool uniform_rows(const at::Tensor& t, int64_t* row_stride) {

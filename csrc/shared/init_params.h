@@ -1,5 +1,5 @@
 // Torch-free description of one fused weight fill (zerofwht::init_fill_), shared by the CPU
-// kernel (init_cpu.cpp), the CUDA kernel (init_cuda.cu) and both glue files. Plain C++17; the
+// kernel (cpu/init_fill.cpp), the CUDA kernel (cuda/init_fill.cu) and both glue files. Plain C++17; the
 // element rule is also compiled for the GPU (ZF_HD = __host__ __device__ under nvcc).
 //
 // The weight, of full shape (F0, F1, ..., F_{d-1}) (d >= 2: Linear (out, in), conv (out, in, *k)),

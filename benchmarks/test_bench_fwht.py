@@ -10,13 +10,12 @@ so that each table compares against the copy; see conftest.py for the options an
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
 
 import zerofwht
-from zerofwht.bench import common, fwht as bench_fwht, impls
+from zerofwht.bench import common, fwht as bench_fwht, impls, timing
 
 DENSE_MAX = 1 << 12
 
@@ -102,24 +101,13 @@ def test_fwht(benchmark, spec, request):
     case = impl.build(x, n)
 
     # Correctness first: a wrong implementation is never reported as fast.
-    if case.prep:
-        case.prep()
-    t0 = time.perf_counter()
-    ret = case.run()
-    if dev_type == "cuda":
-        torch.cuda.synchronize()
-    first_s = time.perf_counter() - t0
+    ret, first_s = timing.first_call(case, torch.device(spec["device"]))
     err = bench_fwht.Checker(x).error(case.result(ret), copy=impl.kind == "copy")
     ret = None
     tol = 0.0 if impl.kind == "copy" else common.TOLERANCE[dtype]
     assert err <= tol, f"{impl.label}: relative error {err:.3g} > {tol:.1g} against the fp64 reference"
 
-    if dev_type == "cuda":
-        def fn():
-            case.run()
-            torch.cuda.synchronize()
-    else:
-        fn = case.run
+    fn = timing.synced(case.run, torch.device(spec["device"]))  # pytest-benchmark reads a host clock
     nbytes = 2 * batch * n * common.ITEMSIZE[dtype]
     thr = "gpu" if spec["threads"] is None else f"t{spec['threads']}"
     benchmark.group = f"fwht {spec['device']} {dtype} {thr} N=2^{n.bit_length() - 1} batch={batch}"

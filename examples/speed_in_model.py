@@ -6,7 +6,7 @@ training; HadamardLinear has only a bias). Medians of repeated timings, the two 
 alternately in the same run. CPU always; CUDA too when a GPU is present. Also the pure-PyTorch
 backend of HadamardLinear (``backend="torch"``) for reference.
 
-The bar (issue 4): at width 4096, batch 256, HadamardLinear forward+backward >= 10x faster than
+The bar: at width 4096, batch 256, HadamardLinear forward+backward >= 10x faster than
 nn.Linear on the CPU.
 
     python examples/speed_in_model.py [--out DIR] [--quick] [--threads 1,2] [--batch 256]
@@ -14,19 +14,14 @@ nn.Linear on the CPU.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
 import torch
 from torch import nn
 
 import _common as C
+from zerofwht.bench.timing import time_alternating  # the project's one timing harness
 from zerofwht.nn import HadamardLinear
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_linear(width, device):
@@ -52,35 +47,6 @@ def step_fns(module, x, gy):
         module(xg).backward(gy)
 
     return fwd, fwd_bwd
-
-
-def time_alternating(fns: dict, device, budget_s: float, min_reps: int, max_reps: int) -> dict:
-    """Median seconds of each fn, calling them in turn (A, B, C, A, B, C, ...) after a warm-up;
-    the number of rounds fits ``budget_s`` from the fastest warm-up call (a stall during warm-up
-    must not cut the repetitions), within ``[min_reps, max_reps]``."""
-    est = {}
-    for name, fn in fns.items():  # warm-up, and an estimate of the cost
-        fn()
-        _sync(device)
-        times = []
-        for _ in range(2):
-            t = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - t)
-            if times[-1] > 0.2:
-                break
-        est[name] = min(times)
-    reps = int(min(max_reps, max(min_reps, budget_s / max(sum(est.values()), 1e-9))))
-    samples = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            _sync(device)
-            t = time.perf_counter()
-            fn()
-            _sync(device)
-            samples[name].append(time.perf_counter() - t)
-    return {name: statistics.median(v) for name, v in samples.items()}, reps
 
 
 def bench_device(device, widths, batch, budget_s, min_reps, max_reps):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -26,6 +27,20 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plot_peer_bench  # noqa: E402  (the same reading of peer_bench's records)
+
+
+def load_timing():
+    """The project's timing harness (zerofwht/bench/timing.py of THIS checkout), loaded by file
+    path: the A/B workers import another checkout's zerofwht, which may predate it."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zerofwht", "bench", "timing.py")
+    spec = importlib.util.spec_from_file_location("zerofwht_bench_timing", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+timing = load_timing()
 
 PEERS_IN_PLACE = tuple(k for k in plot_peer_bench.PEERS if k.endswith("_inplace"))
 ONLY = "copy_into|" + "|".join(PEERS_IN_PLACE) + "|zerofwht"
@@ -116,12 +131,11 @@ def main(argv=None) -> int:
         variants = [parse_variant(v) for v in args.variants]
     except ValueError as e:
         p.error(str(e))
-    runs: dict[str, list[dict]] = {v: [] for v in args.variants}
+    settings = dict(zip(args.variants, variants))
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
-            for spec, (checkout, env) in zip(args.variants, variants):
-                print(f"round {r + 1}/{args.rounds}: {spec}", file=sys.stderr, flush=True)
-                runs[spec].append(run_once(args, checkout, env, os.path.join(tmp, "run.json")))
+        runs = timing.interleaved_rounds(
+            args.variants, args.rounds,
+            lambda spec: run_once(args, *settings[spec], os.path.join(tmp, "run.json")))
     print(summarize(runs))
     return 0
 

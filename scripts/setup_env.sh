@@ -35,6 +35,16 @@ fi
 "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 || "${pip[@]}" install -q triton || \
   echo "setup: triton not installed (optional)"
 
+# The public CPU transforms that `make bench` measures beside ours (its table is the README's):
+# optional; a peer that does not install is skipped by the benchmark with the reason.
+peer_ok() { "$VENV/bin/python" -c "import $1" >/dev/null 2>&1; }
+peer_ok fht_cpu || "${pip[@]}" install -q fht-cpu || echo "setup: peer fht-cpu not installed (make bench skips it)"
+peer_ok hadamard_transform || "${pip[@]}" install -q hadamard-transform || \
+  echo "setup: peer hadamard-transform not installed (make bench skips it)"
+# ffht-unofficial compiles FFHT at install time against numpy and pybind11 (installed above).
+peer_ok ffht || "${pip[@]}" install -q --no-build-isolation ffht-unofficial || \
+  echo "setup: peer ffht-unofficial not installed (needs a C compiler; make bench skips it)"
+
 # Rebuild the extension when a source changed since the last build.
 stamp="$VENV/.zerofwht-build-stamp"
 if [ ! -f "$stamp" ] || [ -n "$(find csrc setup.py pyproject.toml -newer "$stamp" -print -quit)" ] \

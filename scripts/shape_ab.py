@@ -29,10 +29,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_ab import parse_variant  # noqa: E402
+from peer_ab import parse_variant, timing  # noqa: E402  (timing: the project's harness)
 
 LAYERS = [(4096, 1000, 1000), (8192, 768, 3072), (8192, 3072, 768), (65536, 100, 100), (16384, 200, 10),
           (16384, 300, 2000)]
@@ -74,16 +73,6 @@ def layer_cases(scale_rows: float):
     return cases
 
 
-def median_time(call, reps: int) -> float:
-    call()  # warm-up: the output cache, the plan, the page tables
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def worker(args) -> int:
     import torch
 
@@ -92,10 +81,10 @@ def worker(args) -> int:
     with torch.no_grad():
         for k in args.ks:
             for name, call in transform_cases(k, args.total):
-                out[name] = median_time(call, args.reps) * 1e9 / (max(1, args.total >> k) << k)
+                out[name] = timing.median_call_s(call, args.reps) * 1e9 / (max(1, args.total >> k) << k)
         if args.layers:
             for name, call in layer_cases(args.layer_rows):
-                out[name] = median_time(call, args.reps) * 1e6
+                out[name] = timing.median_call_s(call, args.reps) * 1e6
     print(json.dumps(out))
     return 0
 
@@ -158,11 +147,9 @@ def main(argv=None) -> int:
         specs = [(v, *parse_variant(v)) for v in args.variants]
     except ValueError as exc:
         ap.error(str(exc))
-    runs = {v: [] for v, _, _ in specs}
-    for r in range(args.rounds):
-        for v, checkout, env in specs:
-            print(f"round {r + 1}/{args.rounds}: {v}", file=sys.stderr, flush=True)
-            runs[v].append(run_worker(args, checkout, env))
+    settings = {v: (checkout, env) for v, checkout, env in specs}
+    runs = timing.interleaved_rounds(list(settings), args.rounds,
+                                     lambda v: run_worker(args, *settings[v]))
     print(summarize([v for v, _, _ in specs], runs))
     return 0
 

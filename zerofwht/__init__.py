@@ -1,6 +1,6 @@
 """zerofwht: fast Walsh-Hadamard transforms as PyTorch custom ops, and ZerO / IDInit initializers.
 
-Public API (see README.md and DESIGN.md sections 3-4)::
+Public API (see README.md and docs/design.md)::
 
     zerofwht.fwht(x, n=None, dim=-1, norm=None, *, out_features=None, scale=None, out=None, backend=None)
     zerofwht.fwht_(x, ...)                       # in place
@@ -11,6 +11,19 @@ Public API (see README.md and DESIGN.md sections 3-4)::
     zerofwht.gradinit(model, loss_fn, batches)   # GradInit: learned per-tensor init scales
     zerofwht.backends()                          # the backend table, with reasons
     python -m zerofwht.bench                     # benchmark CLI
+
+Package layout (a call goes down these layers; docs/design.md has the picture):
+
+    ops.py                  public transform functions, op registration (fake kernels)
+    _checks.py              argument checks of every backend (transform and init fill)
+    _backends.py            the backend tables (transform, init fill) and the one selector
+    _autograd.py            autograd and vmap rules of every transform op
+    triton_fwht.py          Triton transform: launcher + triton_op ops (kernels: triton_fwht_kernels.py)
+    triton_init.py          Triton init fill: launcher + op (kernel: triton_init_kernels.py)
+    _C (csrc/)              C++ CPU and CUDA kernels and their op schemas
+    reference.py            dense fp64 references; the pure-PyTorch backend's butterfly
+    init, nn, gradinit      initializers, HadamardLinear, GradInit
+    bench/                  python -m zerofwht.bench; bench/timing.py is the one timing harness
 """
 from __future__ import annotations
 
@@ -32,16 +45,17 @@ from .ops import DimensionError, fwht, fwht_, hadamard_transform  # noqa: E402
 if _C is not None:
     ops.register_compiled_ops()
 
-# ---- issue 3: initializers (zerofwht.init); registers its ops' fake kernels on import -----------
+# ---- initializers (zerofwht.init); registers its ops' fake kernels on import ----------------------
 from . import init  # noqa: E402
 
-# ---- issue 4: modules and GradInit ---------------------------------------------------------------
+# ---- modules and GradInit ------------------------------------------------------------------------
 from . import nn  # noqa: E402
 from .gradinit import gradinit  # noqa: E402
 
 
 def backends() -> list[dict]:
-    """The backend table: name, devices, dtypes, max n, and why a backend is unavailable."""
+    """The backend table: name, devices, dtypes, max n, and why a backend is unavailable here
+    (not compiled or not importable; for Triton also: no CUDA device, unless TRITON_INTERPRET=1)."""
     return _backends.table()
 
 

@@ -10,7 +10,7 @@ from typing import Optional
 from .common import ITEMSIZE, TOLERANCE, Skip, log
 from .impls import copy_impl, dense_impl, own_impls, peer_impls
 from .machine import cpu_isa as _cpu_isa
-from .timing import _stats, time_cpu, time_cuda
+from .timing import _stats, first_call, time_cpu, time_cuda
 
 
 # =================================================================================================
@@ -138,15 +138,7 @@ def fwht_worker(cfg: dict, threads: Optional[int]) -> dict:
                 if impl.setup:
                     impl.setup()
                 case = impl.build(x, n)
-                if case.prep:
-                    case.prep()
-                if dev_type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                ret = case.run()
-                if dev_type == "cuda":
-                    torch.cuda.synchronize()
-                first_s = time.perf_counter() - t0
+                ret, first_s = first_call(case, device)
                 err = checker.error(case.result(ret), copy=impl.kind == "copy")
                 ok = err == 0.0 if impl.kind == "copy" else err <= TOLERANCE[dname]  # False for NaN
                 ret = None

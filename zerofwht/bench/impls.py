@@ -3,6 +3,7 @@ forms, the copy reference, the dense baseline, the public peers), each building 
 for one input tensor. A peer that does not import is skipped with the reason."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -164,8 +165,26 @@ def _peer_fast_hadamard_transform(device_type: str, threads: int):
                 note="Dao-AILab fast_hadamard_transform.hadamard_transform(x, scale=1.0)")
 
 
-PEERS = {"ffht": _peer_ffht, "fht_cpu": _peer_fht_cpu,
+def _peer_hadamard_transform(device_type: str, threads: int):
+    # PyPI hadamard-transform: pure PyTorch (torch.cat per stage), any device, orthonormal
+    # (divides by sqrt(n)); the check undoes the scale outside the timed call.
+    from hadamard_transform import hadamard_transform
+
+    def build(x, n):
+        return Case(run=lambda: hadamard_transform(x), result=lambda r: r * math.sqrt(n))
+    return Impl("hadamard_transform", "hadamard-transform (PyTorch)", "peer", "oop", build,
+                version=_dist_version("hadamard-transform") or _dist_version("hadamard_transform"),
+                note="hadamard_transform.hadamard_transform(x): pure PyTorch, orthonormal")
+
+
+# Public peers, by the name the --peers option takes; each installs from PyPI (scripts/setup_env.sh):
+# ffht-unofficial, fht-cpu, hadamard-transform; fast-hadamard-transform (CUDA) needs a GPU build.
+PEERS = {"ffht": _peer_ffht, "fht_cpu": _peer_fht_cpu, "hadamard_transform": _peer_hadamard_transform,
          "fast_hadamard_transform": _peer_fast_hadamard_transform}
+PEER_PACKAGES = {"ffht": "pip install --no-build-isolation ffht-unofficial",
+                 "fht_cpu": "pip install fht-cpu", "hadamard_transform": "pip install hadamard-transform",
+                 "fast_hadamard_transform": "pip install --no-build-isolation fast-hadamard-transform "
+                                            "(a CUDA build of torch and nvcc)"}
 
 
 def peer_impls(device_type: str, names: list, threads: int) -> tuple:
@@ -177,7 +196,10 @@ def peer_impls(device_type: str, names: list, threads: int) -> tuple:
         except Skip as e:
             info[name] = dict(available=False, reason=str(e))
         except Exception as e:  # noqa: BLE001  (ImportError, or a broken install)
-            info[name] = dict(available=False, reason=f"not importable: {type(e).__name__}: {e}")
+            reason = f"not importable: {type(e).__name__}: {e}"
+            if isinstance(e, ImportError) and name in PEER_PACKAGES:
+                reason += f" (install: {PEER_PACKAGES[name]}; make setup does)"
+            info[name] = dict(available=False, reason=reason)
         else:
             impls.append(impl)
             info[name] = dict(available=True, version=impl.version, note=impl.note)

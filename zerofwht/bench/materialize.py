@@ -6,7 +6,7 @@ weight on the device, and reports
 
 * ``gbps``: bytes written (``numel * element_size``) per second;
 * ``ratio_to_fill``: that bandwidth over the bandwidth of ``w.fill_(1.0)`` on the same tensor,
-  measured in the same run (the bar: >= 0.8 on CPU, >= 0.9 on a GPU, DESIGN.md section 7);
+  measured in the same run (the bar: >= 0.8 on CPU, >= 0.9 on a GPU, docs/design.md);
 * ``speedup_vs_dense``: the time of the ZerO authors' approach (dense ``scipy.linalg.hadamard(P)``
   on the host, products with identity blocks ``eye(out, P) @ H / 2^(m/2) @ eye(P, in)``, then a
   copy into the weight on its device) over ours, where that approach fits in memory and time
@@ -23,9 +23,7 @@ import argparse
 import datetime
 import json
 import math
-import os
 import platform
-import statistics
 import sys
 import time
 from typing import Any, Optional
@@ -33,6 +31,7 @@ from typing import Any, Optional
 import torch
 
 from .. import init, reference
+from .timing import median_call_s, sync as _sync
 
 SCHEMES = {
     "hadamard": lambda w, backend: init.hadamard_(w, backend=backend),
@@ -62,24 +61,6 @@ def _shape(s) -> tuple:
     if isinstance(s, str):
         return tuple(int(x) for x in s.lower().split("x"))
     return tuple(int(x) for x in s)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _available_ram() -> Optional[int]:
@@ -139,11 +120,11 @@ def run_materialization(args_or_kwargs=None) -> list[dict]:
             dtype = DTYPES[dname] if isinstance(dname, str) else dname
             w = torch.empty(shape, dtype=dtype, device=device)
             nbytes = w.numel() * w.element_size()
-            fill_s = _time(lambda: w.fill_(1.0), device, o["repeats"], o["warmup"])
+            fill_s = median_call_s(lambda: w.fill_(1.0), o["repeats"], o["warmup"], device)
             for scheme in o["schemes"]:
                 fn = SCHEMES[scheme]
                 backend = init._backends.select_init(w, o["backend"]).name
-                ours = _time(lambda: fn(w, o["backend"]), device, o["repeats"], o["warmup"])
+                ours = median_call_s(lambda: fn(w, o["backend"]), o["repeats"], o["warmup"], device)
                 rec: dict[str, Any] = dict(
                     section="materialization", date=date, device=str(device), device_name=device_name,
                     threads=torch.get_num_threads(), torch=torch.__version__, shape=list(shape),
@@ -186,13 +167,15 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
-def format_table(records: list[dict]) -> str:
+def format_table(records: list[dict], title: bool = True) -> str:
+    """The table, one line per record in run order; ``title``: a first line naming the device,
+    thread count, torch and date (the benchmark CLI prints its own heading instead)."""
     if not records:
         return "(no results)"
     r0 = records[0]
     lines = [f"materialization on {r0['device']} [{r0['device_name']}], {r0['threads']} threads, "
-             f"torch {r0['torch']}, {r0['date']}",
-             f"{'shape':>12} {'dtype':>8} {'scheme':>17} {'backend':>7} {'ms':>9} {'GB/s':>7} "
+             f"torch {r0['torch']}, {r0['date']}"] if title else []
+    lines += [f"{'shape':>12} {'dtype':>8} {'scheme':>17} {'backend':>7} {'ms':>9} {'GB/s':>7} "
              f"{'fill GB/s':>9} {'x fill':>7} {'dense s':>8} {'x dense':>8}"]
     for r in records:
         dense = f"{r['dense_seconds']:8.2f} {r['speedup_vs_dense']:8.0f}" if r["dense_seconds"] else \
@@ -230,7 +213,7 @@ def main(argv=None) -> int:
 
 # ---- the section of python -m zerofwht.bench ----
 def materialization_worker(cfg: dict, threads: Optional[int]) -> dict:
-    """Times zerofwht.init on (8192, 8192) and (32768, 8192) weights (zerofwht/py) with
+    """Times zerofwht.init on (8192, 8192) and (32768, 8192) weights (this module) with
     the largest thread count only (one fill is memory-bound; the other counts add nothing)."""
     import torch
     counts = [t for t in cfg["threads"] if t is not None]
@@ -256,7 +239,21 @@ def materialization_render(records: list, meta: dict, style: str = "long") -> st
             f"{recs[0]['threads']} thread(s), {meta.get('date', '')}\n"
             "ratio = fill_ time / our time (>= 1: faster than fill_); dense = the ZerO authors' recipe "
             "(scipy.linalg.hadamard on the host, identity-block products, copy to the device)\n")
-    return head + format_table(recs)
+    return head + format_table(recs, title=False)
+
+
+def plot_panels(recs: list) -> list:
+    """``[(title, records)]``: one panel per (shape, dtype, threads) in the table's order (the
+    order of the run); the title names the thread count (CPU) or the device."""
+    panels: dict = {}
+    for r in recs:
+        panels.setdefault(("x".join(map(str, r["shape"])), r["dtype"], r.get("threads")), []).append(r)
+    out = []
+    for (shape, dtype, threads), rs in panels.items():
+        where = (f"{threads} thread{'s' if threads != 1 else ''}" if threads is not None
+                 else rs[0]["device"])
+        out.append((f"{shape} {dtype}, {where}", rs))
+    return out
 
 
 def materialization_plot(records: list, meta: dict, path: str) -> Optional[str]:
@@ -267,18 +264,26 @@ def materialization_plot(records: list, meta: dict, path: str) -> Optional[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({("x".join(map(str, r["shape"])), r["dtype"]) for r in recs})
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-    for ax, (shape, dtype) in zip(axes[0], groups):
-        rs = [r for r in recs if "x".join(map(str, r["shape"])) == shape and r["dtype"] == dtype]
-        ax.bar([r["scheme"] for r in rs], [r["gbps"] for r in rs], color="tab:blue", label="zerofwht.init")
-        ax.axhline(rs[0]["fill_gbps"], color="black", ls="--", label="fill_(1.0)")
-        ax.set_title(f"{shape} {dtype}")
+    groups = plot_panels(recs)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.0), squeeze=False)
+    top = max(max(r["gbps"], r["fill_gbps"]) for r in recs)
+    for ax, (title, rs) in zip(axes[0], groups):
+        bars = ax.bar([r["scheme"] for r in rs], [r["gbps"] for r in rs], color="tab:blue")
+        ax.bar_label(bars, labels=[f"x{r['ratio_to_fill']:.2f}" for r in rs], fontsize=7)
+        ax.axhline(rs[0]["fill_gbps"], color="black", ls="--")
+        ax.set_title(title, fontsize=10)
         ax.set_ylabel("GB/s (bytes written)")
+        ax.set_ylim(0, top * 1.18)  # room for the ratio labels above the bars
         ax.tick_params(axis="x", rotation=45)
-        ax.legend(fontsize=8)
+    # One legend for the figure, below the panels: inside an axes it hid bars.
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    fig.legend([Patch(color="tab:blue"), Line2D([], [], color="black", ls="--")],
+               ["zerofwht.init (label: x fill_ = fill_ time / our time)",
+                "torch.empty(...).fill_(1.0), same tensor"],
+               loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"weight materialization, {recs[0]['device_name']}, {meta.get('date', '')[:10]}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -1,10 +1,21 @@
-"""The one timing harness of the project: CPU wall-clock and CUDA-event timing of a ``Case``,
-medians and quartiles (``summarize``). Used by the benchmark CLI, the A/B scripts, the examples
-and the pytest benchmarks."""
+"""The one timing harness of the project: CPU wall-clock and CUDA-event timing, medians and
+quartiles, and interleaving (calls or whole runs alternated so that slow and quiet periods of the
+machine fall on every contender alike).
+
+Users: the benchmark CLI (``time_cpu`` / ``time_cuda`` of a ``Case``, ``first_call``,
+``summarize``), the pytest benchmarks (``first_call``, ``synced``), ``scripts/shape_ab.py``
+(``median_call_s``, ``interleaved_rounds``), ``scripts/peer_ab.py`` (``interleaved_rounds``) and
+``examples/speed_in_model.py`` (``time_alternating``).
+
+This module imports nothing from the package (torch only, lazily): the A/B scripts load it by file
+path into worker processes that import another checkout's ``zerofwht``.
+"""
 from __future__ import annotations
 
 import gc
 import math
+import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -18,6 +29,93 @@ class Case:
     run: Callable[[], Any]
     result: Callable[[Any], Any]
     prep: Optional[Callable[[], None]] = None
+
+
+def sync(device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU."""
+    if device is not None and getattr(device, "type", device) == "cuda":
+        import torch
+        torch.cuda.synchronize(device)
+
+
+def synced(call: Callable[[], Any], device) -> Callable[[], Any]:
+    """``call`` followed by a device synchronization (for timers that read a host clock)."""
+    if device is None or getattr(device, "type", device) != "cuda":
+        return call
+
+    def run():
+        ret = call()
+        sync(device)
+        return ret
+    return run
+
+
+def first_call(case: Case, device) -> tuple:
+    """``(return value, seconds)`` of one untimed-protocol call of ``case`` (after its ``prep``),
+    synchronized: the call whose output is checked before anything is timed."""
+    if case.prep:
+        case.prep()
+    sync(device)
+    t0 = time.perf_counter()
+    ret = case.run()
+    sync(device)
+    return ret, time.perf_counter() - t0
+
+
+def median_call_s(call: Callable[[], Any], reps: int, warmup: int = 1, device=None) -> float:
+    """Median wall-clock seconds of ``reps`` calls after ``warmup`` untimed ones (synchronized on
+    CUDA)."""
+    for _ in range(warmup):  # the output cache, the plan, the page tables
+        call()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        call()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_alternating(fns: dict, device, budget_s: float, min_reps: int, max_reps: int) -> tuple:
+    """``({name: median seconds}, rounds)`` of each fn, calling them in turn (A, B, C, A, B, C, ...)
+    after a warm-up; the number of rounds fits ``budget_s`` from the fastest warm-up call (a stall
+    during warm-up must not cut the repetitions), within ``[min_reps, max_reps]``."""
+    est = {}
+    for name, fn in fns.items():  # warm-up, and an estimate of the cost
+        fn()
+        sync(device)
+        times = []
+        for _ in range(2):
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - t)
+            if times[-1] > 0.2:
+                break
+        est[name] = min(times)
+    reps = int(min(max_reps, max(min_reps, budget_s / max(sum(est.values()), 1e-9))))
+    samples = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            samples[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in samples.items()}, reps
+
+
+def interleaved_rounds(variants: list, rounds: int, run_one: Callable[[Any], Any],
+                       label: Callable[[Any], str] = str) -> dict:
+    """``{variant: [result of each round]}``: every round runs ``run_one(variant)`` once per variant,
+    in turn (whole benchmark runs alternated, e.g. one worker process per build)."""
+    runs = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in variants:
+            print(f"round {r + 1}/{rounds}: {label(v)}", file=sys.stderr, flush=True)
+            runs[v].append(run_one(v))
+    return runs
 
 
 def _stop(count: int, elapsed: float, cfg: dict) -> bool:

@@ -14,7 +14,7 @@ Embeddings keep PyTorch's N(0, 1) in all three (the schemes leave lookup tables 
 the residual-branch ends are found by ``residual_last="auto"``. Same data order per seed for all
 three. Writes a loss-curve PNG and a Markdown table (mean +- std over seeds) into ``--out``.
 
-    nice python examples/transformer_charlm.py [--out examples/out] [--steps 300] [--seeds 3]
+    nice python examples/transformer_charlm.py [--out examples/out] [--steps 600] [--seeds 3] [--quick]
 """
 from __future__ import annotations
 
@@ -111,9 +111,12 @@ def smooth(v, k=20):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="30 steps, 2 seeds (a smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.seeds = 30, 2
     torch.set_num_threads(1)
     train, val, vocab = corpus()
     results = {}

@@ -5,6 +5,7 @@ CPU here; NCCL on GPUs with --device cuda) and time three ways of getting initia
   its local shards, no communication);
 * ``own-init``: meta -> ``fully_shard`` -> ``to_empty`` -> the model's own default rule on the same
   local shards (HF Llama: Linear and Embedding ``normal_(0, initializer_range)``, RMSNorm ones);
+* ``fill-ones``: the same shards filled with ``fill_(1.0)``: the bar for the write bandwidth;
 * ``whole-then-shard``: every rank builds the whole model (transformers' own initialization), then
   ``fully_shard`` keeps its shards.
 
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("baseline", "zerofwht", "own-init", "whole-then-shard")
+VARIANTS = ("baseline", "zerofwht", "own-init", "fill-ones", "whole-then-shard")
 
 
 def worker():
@@ -81,6 +82,9 @@ def worker():
             with torch.no_grad():
                 if variant == "zerofwht":
                     init.init_model_(m, a["scheme"], embedding=a["scheme"])
+                elif variant == "fill-ones":  # the write-bandwidth bar: a plain fill of each shard
+                    for p in m.parameters():
+                        p._local_tensor.fill_(1.0)
                 else:
                     std = cfg.initializer_range
                     for mod in m.modules():

@@ -7,7 +7,8 @@ collectives of torch.distributed are replaced by ones that fail) and no tensor l
 largest local shard is created. Afterwards (outside the watched region) every parameter's
 ``full_tensor()`` must equal, bit for bit, the same scheme applied to the same model built whole
 on one process. Models: a Hugging Face Llama-architecture model from a tiny config (vocabulary 65:
-an uneven split) and ``nn.TransformerEncoder``.
+an uneven split), GPT-2 (transformers' Conv1D, packed Q/K/V, tied head) and
+``nn.TransformerEncoder``.
 """
 from __future__ import annotations
 
@@ -67,6 +68,12 @@ WORKER = textwrap.dedent(r'''
                                                num_key_value_heads=2)
                 m = transformers.LlamaForCausalLM(cfg)
                 blocks = list(m.model.layers)
+            elif name == "gpt2":  # Conv1D weights stored (in, out), packed c_attn, tied lm_head
+                import transformers
+                cfg = transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2,
+                                              n_positions=32, bos_token_id=0, eos_token_id=0)
+                m = transformers.GPT2LMHeadModel(cfg)
+                blocks = list(m.transformer.h)
             else:
                 layer = nn.TransformerEncoderLayer(24, 4, 40, batch_first=True)
                 m = nn.Sequential(nn.Linear(10, 24), nn.TransformerEncoder(layer, 2, enable_nested_tensor=False),
@@ -76,9 +83,10 @@ WORKER = textwrap.dedent(r'''
 
     fails, checks = [], 0
     for name in which:
-        for scheme, kw in (("zero", {}), ("idinit", {}),
-                           ("idinit", {"noise_std": 0.1}), ("zero_weight_random_bias", {})):
-            kw = dict(kw, embedding="zero") if name == "llama" else dict(kw)
+        schemes = (("zero", {}), ("idinit", {}), ("idinit", {"noise_std": 0.1}),
+                   ("zero_weight_random_bias", {}))
+        for scheme, kw in (schemes[1:3] if name == "gpt2" else schemes):
+            kw = dict(kw, embedding=scheme) if name in ("llama", "gpt2") else dict(kw)
             ref, _ = build(name, meta=False)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -167,5 +175,5 @@ def test_fsdp2_transformer_encoder(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
                     reason="transformers not installed (optional; scripts/setup_env.sh installs it)")
-def test_fsdp2_hf_llama(tmp_path):
-    run_two_ranks(tmp_path, "llama")
+def test_fsdp2_hf_llama_and_gpt2(tmp_path):
+    run_two_ranks(tmp_path, "llama,gpt2")

@@ -12,67 +12,19 @@ from typing import Optional, Sequence
 import torch
 
 from .. import _backends
+# Rule codes, tap modes and the argument checks of the fill ops live in the package's one
+# argument-check module (shared with the Triton launcher); re-exported here for zerofwht.init.
+from .._checks import (FLOAT_DTYPES as _FLOAT_DTYPES, KIND_HADAMARD, KIND_IDI, KIND_IDIZ,  # noqa: F401
+                       KIND_NAMES, KIND_PARTIAL_IDENTITY, KIND_ZEROS, TAP_CENTRE, TAP_FLATTEN,
+                       check_fill_args as _check_op_args, logical_matrix)
 
-
-# Rule codes of zerofwht::init_fill_ (csrc/init_params.h) and its tap modes.
-KIND_ZEROS, KIND_PARTIAL_IDENTITY, KIND_HADAMARD, KIND_IDI, KIND_IDIZ = 0, 1, 2, 3, 4
-KIND_NAMES = {0: "zeros", 1: "partial_identity", 2: "hadamard", 3: "idi", 4: "idiz"}
-TAP_FLATTEN, TAP_CENTRE = 0, 1
 _INT_OF_SIZE = {2: torch.int16, 4: torch.int32, 8: torch.int64}
-_FLOAT_DTYPES = _backends.FLOAT_DTYPES
 _TORCH_CHUNK = 1 << 20  # elements per step of the pure-PyTorch fallback
 
 
 # ----------------------------------------------------------------------------------------------
 # Pure-PyTorch fallback op (any device) and fake kernels.
 # ----------------------------------------------------------------------------------------------
-def _check_op_args(op: str, w: torch.Tensor, kind: int, tap_mode: int, offset, full_shape) -> None:
-    # The ops check their arguments too: users may call torch.ops.zerofwht.* directly.
-    if w.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{op}: w must be a floating tensor (float16, bfloat16, float32 or float64), "
-                        f"got dtype={w.dtype}")
-    if not 2 <= w.dim() <= 6:
-        raise ValueError(f"{op}: w must have 2 to 6 dimensions ((out, in) or (out, in, *kernel)), got "
-                         f"shape {tuple(w.shape)}")
-    if kind not in KIND_NAMES:
-        raise ValueError(f"{op}: kind must be in [0, 5), got kind={kind}")
-    if tap_mode not in (TAP_FLATTEN, TAP_CENTRE):
-        raise ValueError(f"{op}: tap_mode must be 0 (flatten) or 1 (centre), got tap_mode={tap_mode}")
-    if len(offset) != w.dim() or len(full_shape) != w.dim():
-        raise ValueError(f"{op}: offset and full_shape must have one entry per dimension of w "
-                         f"({w.dim()}), got offset={list(offset)}, full_shape={list(full_shape)}")
-    for d in range(w.dim()):
-        if w.shape[d] < 1:
-            raise ValueError(f"{op}: w has a zero-size dimension (shape {tuple(w.shape)}); there is "
-                             f"nothing to initialize")
-        if offset[d] < 0 or offset[d] + w.shape[d] > full_shape[d]:
-            raise ValueError(f"{op}: offset[{d}]={offset[d]} with w.shape[{d}]={w.shape[d]} lies "
-                             f"outside full_shape[{d}]={full_shape[d]}")
-
-
-def logical_matrix(full_shape: Sequence[int], tap_mode: int):
-    """``(R, C, col_steps, tap_steps, tap_centre)`` of the logical 2-D view of a full weight: the
-    column (tap) of global index ``g`` is ``sum(g[d] * col_steps[d])`` (``tap_steps``)."""
-    nd = len(full_shape)
-    col_steps, tap_steps = [0] * nd, [0] * nd
-    tap_centre = 0
-    if tap_mode == TAP_FLATTEN:
-        step = 1
-        for d in range(nd - 1, 0, -1):
-            col_steps[d] = step
-            step *= full_shape[d]
-        cols = step
-    else:
-        col_steps[1] = 1
-        cols = full_shape[1]
-        step = 1
-        for d in range(nd - 1, 1, -1):
-            tap_steps[d] = step
-            tap_centre += (full_shape[d] // 2) * step
-            step *= full_shape[d]
-    return full_shape[0], cols, col_steps, tap_steps, tap_centre
-
-
 def _fill_torch(w: torch.Tensor, kind: int, value: float, tap_mode: int, offset, full_shape) -> None:
     """The rule of csrc/init_params.h in plain PyTorch ops, a few rows at a time (bounded memory)."""
     R, C, col_steps, tap_steps, tap_centre = logical_matrix(full_shape, tap_mode)

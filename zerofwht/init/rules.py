@@ -97,6 +97,8 @@ class RuleContext:
             brole = block_roles[b] if block_roles else role
             rule, fn, params = self._s.weight_rule(brole, p.dim() > 2, self.name, b == 0)
             lo, hi = max(off[0], b * rows), min(off[0] + local.shape[0], (b + 1) * rows)
+            if local.numel() == 0:  # an empty shard of an uneven split holds no block
+                lo = hi
             if lo < hi:  # this shard holds rows [lo, hi) of the block
                 part = local[lo - off[0]:hi - off[0]]
                 fn(part, offset=[lo - b * rows] + off[1:], full_shape=(rows,) + shape[1:])

@@ -302,3 +302,30 @@ def test_vmap_matches_a_loop():
         loop = torch.stack([zerofwht.fwht(x.select(in_dims, i), n=48, out_features=30, backend="torch")
                             for i in range(x.shape[in_dims])])
         torch.testing.assert_close(got, loop, rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# On a GPU (the GPU check): every CUDA-capable backend against the same fp64 reference
+# ----------------------------------------------------------------------------------------------
+GPU_BACKENDS = [b for b in ("cuda", "triton", "torch")
+                if torch.cuda.is_available() and kron._refuse(b, torch.empty(1, device="cuda"), 12) is None]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_gpu_backends(dtype):
+    assert GPU_BACKENDS, "no backend runs the K * 2^k transform on this GPU"
+    for backend in GPU_BACKENDS:
+        for k in ISSUE_K:
+            for p, d_in, out_features in ((64, 64 * k - 5, None), (2, 2 * k, 2 * k - 3)):
+                n = k * p
+                x = make_input((33, d_in), dtype, seed=k).cuda()
+                got = zerofwht.fwht(x, n=n, out_features=out_features, norm="ortho", backend=backend)
+                ref = dense(x.cpu(), bases.hadamard_base(k), n, out_features, scale=n ** -0.5)
+                assert_close_to_reference(got.cpu(), ref, dtype, n)
+        if dtype == torch.float64:
+            x = make_input((2, 40), torch.float64).cuda().requires_grad_()
+            assert torch.autograd.gradcheck(
+                lambda t: zerofwht.fwht(t, n=48, out_features=30, backend=backend), (x,))
+            compiled = torch.compile(lambda t: zerofwht.fwht(t, n=48, backend=backend), fullgraph=True)
+            torch.testing.assert_close(compiled(x.detach()), zerofwht.fwht(x.detach(), n=48, backend=backend))

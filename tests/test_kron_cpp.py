@@ -161,6 +161,8 @@ def test_row_strides_and_batch_dims(dtype):
         "strided last dim (copied)": wide[..., ::2][..., : n // 2],
         "expanded rows": wide[0, 0, :n].expand(5, n),
         "one row, 1-d": wide[2, 2, :n],
+        "storage offset": wide.reshape(-1)[3:3 + 2 * n].view(2, n),
+        "eight batch dims (copied)": make_input((2, 1, 2, 3, 1, 2, 2, 3, 100), dtype, seed=6).transpose(0, 2),
     }
     for name, x in layouts.items():
         before = x.clone()

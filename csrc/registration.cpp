@@ -11,6 +11,9 @@ TORCH_LIBRARY(zerofwht, m) {
   m.def("fwht_out(Tensor x, int n, int out_features, float scale, Tensor(a!) out) -> ()");
   // In place: x <- scale * H_n x, needs x.shape[-1] == n.
   m.def("fwht_inplace(Tensor(a!) x, float scale) -> ()");
+  // Order K * 2^k: y = scale * ((H_K kron H_{n/K}) pad_n(x))[..., :out_features], base = H_K
+  // (K x K float32, entries +1 / -1, on x's device); x's row as a K x (n/K) matrix X gives H_K X H.
+  m.def("fwht_kron(Tensor x, Tensor base, int n, int out_features, float scale) -> Tensor");
 
   // ---- fused weight materialization (zerofwht.init) ----------------------------------------------
   // Fills the local tensor w, element 0 at global index `offset` of a weight of shape

@@ -93,7 +93,9 @@ def resolve_sizes(d_in: int, n, out_features):
     else:
         n = check_int(n, "n")
         if not is_power_of_two(n):
-            raise ValueError(f"n must be a power of two, got n={n}")
+            from .bases import unsupported_message
+            raise ValueError(f"n must be a power of two, got n={n} (or K * 2^k: "
+                             f"{unsupported_message(n)})")
         if n < d_in:
             raise ValueError(f"n={n} is smaller than the input size {d_in} along dim; the transform "
                              f"pads but never crops its input (use n >= {d_in})")

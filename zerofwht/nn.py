@@ -44,6 +44,27 @@ def _resolve_scale(scale, out_features: int, in_features: int) -> float:
     return reference.hadamard_scale(out_features, in_features, scale)
 
 
+def _transform_size(n, in_features: int, out_features: int) -> int:
+    from . import bases
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"HadamardLinear: n must be an int, got {type(n).__name__} {n!r}")
+    n = int(n)
+    if bases.split(n) is None:
+        raise ValueError(f"HadamardLinear: {bases.unsupported_message(n)}")
+    if n < max(in_features, out_features):
+        raise ValueError(f"HadamardLinear: n={n} must be >= max(in_features, out_features) = "
+                         f"{max(in_features, out_features)}")
+    return n
+
+
+def _scale_for_n(scale, n: int) -> float:
+    if scale is None or scale == "code":
+        return n ** -0.5
+    if scale == "paper":
+        return (n / 2) ** -0.5
+    return float(scale)
+
+
 class HadamardLinear(nn.Module):
     r"""Applies a fixed scaled Hadamard block to the input: :math:`y = s\,I^*_{out\times N}\,H_N\,
     I^*_{N\times in}\,x + b`, in O(N log N) per row.
@@ -74,6 +95,11 @@ class HadamardLinear(nn.Module):
         device, dtype: factory kwargs of the parameters (bias, output_scale).
         backend: FWHT backend passed to :func:`zerofwht.fwht` (``"cpp"``, ``"cuda"``,
             ``"triton"``, ``"torch"``, or ``None``/``"auto"``, the default).
+        n: the transform size ``N >= max(in_features, out_features)`` instead of the next power
+            of two: a power of two or ``K * 2^k`` with a built-in Hadamard order K
+            (``zerofwht.bases``; ``H_N = H_K kron H_{2^k}``, e.g. ``n=768`` for a 768-wide
+            model: exactly orthogonal with ``in == out == n``). The default scale is then
+            ``N^-1/2`` (``"paper"``: ``(N/2)^-1/2``).
 
     Shape:
         - Input: :math:`(*, H_{in}, *)` where :math:`H_{in} = \text{in\_features}` sits at ``dim``
@@ -114,7 +140,7 @@ class HadamardLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  scale: Union[None, str, float] = None, dim: int = -1,
                  learnable_scale: bool = False, device=None, dtype=None,
-                 backend: Optional[str] = None) -> None:
+                 backend: Optional[str] = None, n: Optional[int] = None) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
@@ -135,8 +161,13 @@ class HadamardLinear(nn.Module):
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"HadamardLinear: {exc}") from None
         self.dim = int(dim)
-        self.n = reference.next_power_of_two(max(self.in_features, self.out_features))
-        self.scale = _resolve_scale(scale, self.out_features, self.in_features)
+        if n is None:
+            self.n = reference.next_power_of_two(max(self.in_features, self.out_features))
+            self.scale = _resolve_scale(scale, self.out_features, self.in_features)
+        else:  # an exact K * 2^k (or power-of-two) transform size: H_n = H_K kron H_{2^k}
+            self.n = _transform_size(n, self.in_features, self.out_features)
+            _resolve_scale(scale, self.out_features, self.in_features)  # checks the argument
+            self.scale = _scale_for_n(scale, self.n)
         self.learnable_scale = learnable_scale
         self.backend = backend
         if learnable_scale:
@@ -205,7 +236,14 @@ class HadamardLinear(nn.Module):
             device = ref.device if ref is not None else None
         if dtype is None:
             dtype = ref.dtype if ref is not None else torch.get_default_dtype()
-        if self.output_scale is not None:
+        if self.n != reference.next_power_of_two(max(self.in_features, self.out_features)):
+            h = reference.hadamard_matrix(self.n, dtype=torch.float64, device=device)
+            h = h[:self.out_features, :self.in_features]
+            if self.output_scale is not None:
+                w = h * self.output_scale.detach().to(device=h.device, dtype=torch.float64)[:, None]
+            else:
+                w = h * self.scale
+        elif self.output_scale is not None:
             h = reference.hadamard_block(self.out_features, self.in_features, 1.0, device=device)
             w = h * self.output_scale.detach().to(device=h.device, dtype=torch.float64)[:, None]
         else:

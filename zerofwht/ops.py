@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from . import _autograd, _backends, reference
+from . import _autograd, _backends, bases, kron, reference
 from ._checks import DimensionError  # noqa: F401  (public: zerofwht.DimensionError)
 from ._checks import canonical_dim as _canonical_dim, check_int as _check_int  # noqa: F401
 from ._checks import check_op_args as _check_op_args, check_out as _check_out
@@ -62,6 +62,8 @@ def register_compiled_ops() -> None:
     @torch.library.register_fake("zerofwht::fwht_inplace")
     def _(x, scale):
         return None
+
+    kron.register_compiled_ops()  # zerofwht::fwht_kron (K * 2^k), when the extension has it
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,7 +141,8 @@ def _forward_tangent(x: torch.Tensor) -> Optional[torch.Tensor]:
 # ----------------------------------------------------------------------------------------------
 def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional[str] = None, *,
          out_features: Optional[int] = None, scale: Optional[float] = None,
-         out: Optional[torch.Tensor] = None, backend: Optional[str] = None) -> torch.Tensor:
+         out: Optional[torch.Tensor] = None, backend: Optional[str] = None,
+         base: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""Fast Walsh-Hadamard transform along ``dim`` (torch.fft conventions).
 
     ``y = s * (H_n @ pad_n(x))[:out_features]`` along ``dim``, where ``H_n`` is the Sylvester
@@ -150,7 +153,11 @@ def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional
     Args:
         x: real floating tensor (fp16, bf16, fp32, fp64), shape ``(..., d_in, ...)`` with ``d_in =
             x.shape[dim]``; any strides. Half types accumulate in fp32.
-        n: transform length, a power of two ``>= d_in``. Default: the next power of two ``>= d_in``.
+        n: transform length ``>= d_in``: a power of two, or ``K * 2^k`` with K a built-in
+            Hadamard order (``zerofwht.bases``; then ``H_n = H_K kron H_{2^k}``, see
+            docs/kron.md). Default: the next power of two ``>= d_in`` (with ``base``: the
+            smallest ``K * 2^k >= d_in``). An unsupported n raises a ValueError that lists
+            the nearest supported sizes.
         dim: the dimension to transform (default -1).
         norm: ``"backward"`` / None (``s = 1``), ``"ortho"`` (``s = n**-0.5``, then the transform
             is its own inverse) or ``"forward"`` (``s = 1/n``).
@@ -160,6 +167,8 @@ def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional
         backend: ``"cpp"``, ``"cuda"``, ``"triton"``, ``"torch"`` or ``"auto"``/None (default; the
             environment variable ``ZEROFWHT_BACKEND`` overrides auto). A named backend that cannot
             run the input raises a RuntimeError with the reason.
+        base: a ``K x K`` Hadamard matrix (entries +-1, ``base @ base.T == K * I``; checked) used
+            as ``H_K`` instead of the built-in one: ``y = s * (base kron H_{n/K}) pad_n(x)``.
 
     Returns:
         Tensor of shape ``x.shape`` with ``dim`` resized to ``out_features``, dtype of ``x``.
@@ -180,6 +189,10 @@ def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional
     _check_tensor(x, "x")
     dim = _canonical_dim(dim, x.dim())
     d_in = x.shape[dim]
+    if base is not None or (n is not None and not reference.is_power_of_two(n) and
+                            bases.is_supported(n)):
+        return kron.fwht_kron(x, n, dim, norm, out_features=out_features, scale=scale, out=out,
+                              backend=backend, base=base)
     if d_in == 0 and n is None and out_features is None:
         # Empty along dim in, empty along dim out (there is no transform length to infer).
         result = x.clone()
@@ -217,9 +230,11 @@ def fwht(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional
 
 
 def fwht_(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional[str] = None, *,
-          scale: Optional[float] = None, backend: Optional[str] = None) -> torch.Tensor:
+          scale: Optional[float] = None, backend: Optional[str] = None,
+          base: Optional[torch.Tensor] = None) -> torch.Tensor:
     """In-place transform: ``x <- s * H_n x`` along ``dim``; needs ``x.shape[dim] == n`` (a power
-    of two). Returns ``x``. Same ``norm`` / ``scale`` / ``backend`` as :func:`fwht`.
+    of two, or ``K * 2^k`` / ``base`` as in :func:`fwht`: then computed out of place and copied
+    back). Returns ``x``. Same ``norm`` / ``scale`` / ``backend`` as :func:`fwht`.
 
     Under autograd it follows PyTorch's in-place rules: a leaf that requires grad is refused;
     a non-leaf is recorded (as ``x.copy_(fwht(x))``) so gradients stay correct.
@@ -227,6 +242,9 @@ def fwht_(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optiona
     _check_tensor(x, "x")
     dim = _canonical_dim(dim, x.dim())
     d_in = x.shape[dim]
+    if base is not None or (not reference.is_power_of_two(d_in if n is None else n) and
+                            bases.is_supported(d_in if n is None else n)):
+        return kron.fwht_kron_inplace(x, n, dim, norm, scale=scale, backend=backend, base=base)
     if n is None:
         n = d_in
     n = _check_int(n, "n")

@@ -33,12 +33,21 @@ def next_power_of_two(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 
 
-def hadamard_matrix(n: int, dtype: Optional[torch.dtype] = None, device=None) -> torch.Tensor:
-    """The ``n x n`` Sylvester Hadamard matrix, equal to ``scipy.linalg.hadamard(n)``.
+def hadamard_matrix(n: int, dtype: Optional[torch.dtype] = None, device=None, *,
+                    base: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The ``n x n`` Hadamard matrix of the transform of length ``n``.
 
-    ``H[i, j] = (-1) ** popcount(i & j)``; entries are +-1 (not normalized). ``n`` must be a power
-    of two. ``dtype`` defaults to ``torch.get_default_dtype()``.
+    Power of two (and no ``base``): Sylvester's, equal to ``scipy.linalg.hadamard(n)``,
+    ``H[i, j] = (-1) ** popcount(i & j)``. ``n = K * 2^k`` (a supported size, see
+    ``zerofwht.bases``): ``torch.kron(H_K, H_{2^k})`` with the built-in ``H_K``, or with
+    ``base`` (a K x K Hadamard matrix) when given. Entries are +-1 (not normalized). ``dtype``
+    defaults to ``torch.get_default_dtype()``.
     """
+    if base is not None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                            and not is_power_of_two(n)):
+        from . import bases
+        return bases.hadamard_matrix(n, base=base, dtype=dtype or torch.get_default_dtype(),
+                                     device=device)
     if isinstance(n, bool) or not isinstance(n, int) or not is_power_of_two(n):
         raise ValueError(f"hadamard_matrix: n must be a power of two >= 1, got n={n!r}")
     dtype = dtype or torch.get_default_dtype()
@@ -48,12 +57,17 @@ def hadamard_matrix(n: int, dtype: Optional[torch.dtype] = None, device=None) ->
     return h
 
 
-def _resolve(x: torch.Tensor, n, dim, norm, out_features, scale):
+def _resolve(x: torch.Tensor, n, dim, norm, out_features, scale, base=None):
     """Shared argument handling of the reference functions (same semantics as zerofwht.fwht)."""
     dim = dim % x.ndim if x.ndim else 0
     d_in = x.shape[dim]
-    n = next_power_of_two(d_in) if n is None else n
-    if not is_power_of_two(n) or n < d_in:
+    if base is not None:
+        k = base.shape[0]
+        n = k * next_power_of_two(max(1, -(-d_in // k))) if n is None else n
+    else:
+        n = next_power_of_two(d_in) if n is None else n
+    from . import bases
+    if base is None and not bases.is_supported(n) or n < d_in:
         raise ValueError(f"n must be a power of two >= x.shape[dim]={d_in}, got n={n!r}")
     out_features = n if out_features is None else out_features
     if scale is None:
@@ -62,19 +76,22 @@ def _resolve(x: torch.Tensor, n, dim, norm, out_features, scale):
 
 
 def fwht_dense(x: torch.Tensor, n: Optional[int] = None, dim: int = -1, norm: Optional[str] = None,
-               *, out_features: Optional[int] = None, scale: Optional[float] = None) -> torch.Tensor:
-    """Dense reference: ``scale * (pad_n(x) @ H_n)[..., :out_features]`` along ``dim``.
+               *, out_features: Optional[int] = None, scale: Optional[float] = None,
+               base: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Dense reference: ``scale * (H_n @ pad_n(x))[..., :out_features]`` along ``dim``
+    (``H_n`` from :func:`hadamard_matrix`, so ``n = K * 2^k`` and ``base=`` work too).
 
     Builds the ``n x n`` matrix, so it is O(n^2) per row: for tests and small baselines only.
     Computes in the input dtype, except that fp16 / bf16 compute in fp32 (like the kernels) and
     are cast back. Pass fp64 input for a reference to compare kernels against.
     """
-    dim, d_in, n, out_features, scale = _resolve(x, n, dim, norm, out_features, scale)
+    dim, d_in, n, out_features, scale = _resolve(x, n, dim, norm, out_features, scale, base)
     compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     xt = x.movedim(dim, -1).to(compute)
     # Only the first d_in rows of H meet nonzero inputs and only out_features columns are kept,
     # so the product with the top-left block equals the padded-and-truncated transform.
-    h = hadamard_matrix(n, dtype=compute, device=x.device)[:d_in, :out_features]
+    # y = H pad(x) is pad(x) @ H^T (H_K kron H_p is not symmetric for most bases)
+    h = hadamard_matrix(n, dtype=compute, device=x.device, base=base).T[:d_in, :out_features]
     y = (xt @ h) * scale
     return y.to(x.dtype).movedim(-1, dim)
 

@@ -183,3 +183,69 @@ TORCH_LIBRARY_IMPL(zerofwht, CPU, m) {
 }
 
 }  // namespace zerofwht
+
+// =================================================================================================
+// zerofwht::fwht_kron: y = scale * ((H_K kron H_M) pad_n(x))[..., :out_features], n = K * M.
+// Kernel: kron_<isa>.cpp (cpu/kron.h); checks shared with the CUDA glue (kron_glue_common.h).
+// =================================================================================================
+#include "cpu/kron.h"
+#include "kron_glue_common.h"
+
+namespace zerofwht {
+namespace {
+
+at::Tensor fwht_kron_cpu(const at::Tensor& x_in, const at::Tensor& base_in, int64_t n, int64_t out_features,
+                         double scale) {
+  const char* op = "zerofwht::fwht_kron";
+  const int64_t K = check_kron_args(op, x_in, base_in, n, out_features);
+  TORCH_CHECK(x_in.device().is_cpu(), op, ": x must be a CPU tensor here, got one on ", x_in.device());
+  const at::Tensor base = base_in.contiguous();
+  at::DimVector shape(x_in.sizes());
+  shape.back() = out_features;
+  at::Tensor y = empty_output(shape, x_in.options());
+  const int64_t rows = kron_rows(x_in);
+  if (rows == 0) return y;
+  if (K == 1) {  // H_1 = [+-1]: the power-of-two transform itself, bit for bit
+    const float b = base.data_ptr<float>()[0];
+    TORCH_CHECK_VALUE(b == 1.0f || b == -1.0f, op, ": base entries must be +1 or -1, got base[0, 0]=", b);
+    run(x_in, n, out_features, scale * b, y);
+    return y;
+  }
+  int64_t xs = 0, ys = 0;
+  const at::Tensor x = kron_uniform_rows(x_in, &xs) ? x_in : x_in.contiguous();
+  if (!x.is_same(x_in)) TORCH_INTERNAL_ASSERT(kron_uniform_rows(x, &xs));
+  TORCH_INTERNAL_ASSERT(kron_uniform_rows(y, &ys));
+  cpu::KronParams p{};
+  p.x = x.data_ptr();
+  p.y = y.data_ptr();
+  p.dtype = kernel_dtype(x.scalar_type());
+  p.rows = rows;
+  p.x_row_stride = xs;
+  p.y_row_stride = ys;
+  p.d_in = x.size(-1);
+  p.K = K;
+  p.M = n / K;
+  p.n = n;
+  p.d_out = out_features;
+  p.scale = scale;
+  const int threads = at::get_num_threads();
+  cpu::KronPlan plan;
+  if (!cpu::kron_plan(p, base.data_ptr<float>(), threads, &plan)) {
+    const at::Tensor bad = (base != 1.0f).logical_and(base != -1.0f).nonzero();
+    const int64_t i = bad[0][0].item<int64_t>(), j = bad[0][1].item<int64_t>();
+    TORCH_CHECK_VALUE(false, op, ": base entries must be +1 or -1, got base[", i, ", ", j, "]=",
+                      base[i][j].item<float>());
+  }
+  const cpu::KronTable& k = cpu::kron_kernels();
+  at::parallel_for(0, rows, std::max<int64_t>(1, (int64_t(16) << 10) / n),
+                   [&](int64_t r0, int64_t r1) { k.run_rows(p, plan, r0, r1); });
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(zerofwht, CPU, m) {
+  m.impl("fwht_kron", &fwht_kron_cpu);
+}
+
+}  // namespace zerofwht

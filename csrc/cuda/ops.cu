@@ -132,3 +132,62 @@ TORCH_LIBRARY_IMPL(zerofwht, CUDA, m) {
 }
 
 }  // namespace zerofwht
+
+// =================================================================================================
+// zerofwht::fwht_kron: y = scale * ((H_K kron H_M) pad_n(x))[..., :out_features], n = K * M.
+// Kernel: kron.cu (one block per row, the row in shared memory); checks shared with the CPU glue.
+// =================================================================================================
+#include "cuda/kron.cuh"
+#include "kron_glue_common.h"
+
+namespace zerofwht {
+namespace {
+
+at::Tensor fwht_kron_cuda(const at::Tensor& x_in, const at::Tensor& base_in, int64_t n, int64_t out_features,
+                          double scale) {
+  const char* op = "zerofwht::fwht_kron";
+  const int64_t K = check_kron_args(op, x_in, base_in, n, out_features);
+  TORCH_CHECK(x_in.is_cuda(), op, ": x must be a CUDA tensor here, got one on ", x_in.device());
+  const int smem = device_max_smem(x_in);
+  const int64_t max_n = cuda::kron_max_n(kernel_dtype(x_in.scalar_type()), smem);
+  TORCH_CHECK_VALUE(n <= max_n, op, ": n=", n, " is longer than the CUDA kernel takes for ", x_in.scalar_type(),
+                    " on this device (n <= ", max_n, ": one row must fit in shared memory); use backend='triton' "
+                    "or 'torch'");
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor base = base_in.contiguous();
+  at::DimVector shape(x_in.sizes());
+  shape.back() = out_features;
+  at::Tensor y = at::empty(shape, x_in.options());
+  const int64_t rows = kron_rows(x_in);
+  if (rows == 0) return y;
+  int64_t xs = 0, ys = 0;
+  const at::Tensor x = kron_uniform_rows(x_in, &xs) ? x_in : x_in.contiguous();
+  if (!x.is_same(x_in)) TORCH_INTERNAL_ASSERT(kron_uniform_rows(x, &xs));
+  TORCH_INTERNAL_ASSERT(kron_uniform_rows(y, &ys));
+  int log_m = 0;
+  while ((int64_t(1) << log_m) < n / K) ++log_m;
+  cuda::KronCudaParams p{};
+  p.x = x.data_ptr();
+  p.y = y.data_ptr();
+  p.base = base.data_ptr<float>();
+  p.dtype = kernel_dtype(x.scalar_type());
+  p.rows = rows;
+  p.x_row_stride = rows > 1 ? xs : 0;
+  p.y_row_stride = rows > 1 ? ys : 0;
+  p.d_in = x.size(-1);
+  p.K = static_cast<int>(K);
+  p.log_m = log_m;
+  p.d_out = out_features;
+  p.scale = scale;
+  p.max_smem_bytes = smem;
+  check_launch(op, cuda::launch_fwht_kron(p, at::cuda::getCurrentCUDAStream()));
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(zerofwht, CUDA, m) {
+  m.impl("fwht_kron", &fwht_kron_cuda);
+}
+
+}  // namespace zerofwht

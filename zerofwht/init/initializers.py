@@ -7,8 +7,8 @@ from typing import Optional, Sequence
 import torch
 
 from .. import reference
-from .fill import (KIND_HADAMARD, KIND_IDI, KIND_IDIZ, KIND_PARTIAL_IDENTITY, TAP_CENTRE, TAP_FLATTEN,
-                   _apply, _real, logical_matrix)
+from .fill import (KIND_HADAMARD, KIND_IDI, KIND_IDIZ, KIND_PARTIAL_IDENTITY, KIND_ZEROS, TAP_CENTRE,
+                   TAP_FLATTEN, _apply, _real, logical_matrix)
 
 __all__ = ["partial_identity_", "hadamard_", "zero_init_", "idi_", "idiz_", "idic_", "idizc_"]
 
@@ -45,8 +45,65 @@ def _hadamard_value(fname, scale):
     return lambda f: (KIND_HADAMARD, reference.hadamard_scale(f[0], f[1], scale))
 
 
+def _kron_size(fname: str, n, out: int, inp: int):
+    """(K, p) of a transform size n = K * p (zerofwht.bases' rule), n >= max(out, in)."""
+    from .. import bases
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{fname}: n must be an int, got {type(n).__name__} {n!r}")
+    s = bases.split(n)
+    if s is None:
+        raise ValueError(f"{fname}: {bases.unsupported_message(n)}")
+    if n < max(out, inp):
+        raise ValueError(f"{fname}: n={n} is smaller than max(out, in) = {max(out, inp)}")
+    return s
+
+
+def _kron_block(n: int, c: float):
+    """``after`` hook of the fill: writes ``c * H_n[i, j]`` (H_n = H_K kron H_p, p = 2^k, so
+    ``H_n[i, j] = H_K[i >> k, j >> k] * (-1)^popcount(i & j & (p - 1))``) into the (local shard
+    of the) out x in block, at the centre tap of conv weights. Computed with torch ops on w's
+    device, after the fused fill wrote zeros: the fused fill kernel has no K x K rule yet."""
+    from .. import bases
+    k_order, p = bases.split(n)
+
+    def after(local: torch.Tensor, offset, full_shape):
+        if local.numel() == 0:
+            return
+        dev = local.device
+        idx = [slice(None), slice(None)]
+        for d in range(2, local.dim()):  # conv: only the centre tap holds the matrix
+            t = full_shape[d] // 2 - offset[d]
+            if not 0 <= t < local.shape[d]:
+                return
+            idx.append(t)
+        i = torch.arange(offset[0], offset[0] + local.shape[0], device=dev)[:, None]
+        j = torch.arange(offset[1], offset[1] + local.shape[1], device=dev)[None, :]
+        hk = bases.hadamard_base(k_order, torch.float64, dev)
+        log_p = p.bit_length() - 1
+        both = i & j & (p - 1)
+        parity = torch.zeros_like(both)
+        for _ in range(log_p):
+            parity ^= both & 1
+            both = both >> 1
+        val = hk[i >> log_p, j >> log_p] * (1.0 - 2.0 * parity.to(torch.float64)) * c
+        local[tuple(idx)] = val.to(local.dtype)
+    return after
+
+
+def _kron_scale(fname: str, scale, n: int) -> float:
+    # default (None / "code"): n^-1/2, orthogonal for a square n x n block; "paper": sqrt(2) larger
+    if scale is None or scale == "code":
+        return n ** -0.5
+    if scale == "paper":
+        return (n / 2) ** -0.5
+    if isinstance(scale, str):
+        raise ValueError(f'{fname}: scale must be None, "code", "paper" or a number, got scale={scale!r}')
+    return _real(scale, "scale")
+
+
 def hadamard_(w: torch.Tensor, scale=None, *, offset: Optional[Sequence[int]] = None,
-              full_shape: Optional[Sequence[int]] = None, backend: Optional[str] = None) -> torch.Tensor:
+              full_shape: Optional[Sequence[int]] = None, backend: Optional[str] = None,
+              n: Optional[int] = None) -> torch.Tensor:
     r"""Hadamard block: ``w[i, j] = c * (-1)^popcount(i & j)``, the top-left ``out x in`` block of
     the Sylvester ``H_P`` (``scipy.linalg.hadamard(P)``), ``P = 2^m = 2^ceil(log2(max(out, in)))``.
 
@@ -56,6 +113,12 @@ def hadamard_(w: torch.Tensor, scale=None, *, offset: Optional[Sequence[int]] = 
             ``"paper"``: ``2^-(m-1)/2`` (the ZerO paper's pseudo-code, sqrt(2) larger); or any
             real number.
         offset, full_shape, backend: as in :func:`partial_identity_`.
+        n: the transform size whose matrix ``H_n`` the block is cut from, ``n >= max(out, in)``: a
+            power of two or ``K * 2^k`` (``zerofwht.bases``; ``H_n = H_K kron H_{2^k}``, so
+            ``w[i, j] = c * H_K[i >> k, j >> k] * (-1)^popcount(i & j & (2^k - 1))``). Default
+            None: ``P`` as above. With ``n``, ``c`` defaults to ``n^-1/2`` (``"paper"``:
+            ``(n/2)^-1/2``). The K * 2^k block is written by torch ops on w's device after the
+            fused fill (the fill kernel has no K x K rule yet).
 
     Returns:
         ``w``, filled in place.
@@ -63,9 +126,28 @@ def hadamard_(w: torch.Tensor, scale=None, *, offset: Optional[Sequence[int]] = 
     Equivalent dense formula (conv: this matrix at the centre tap, other taps 0)::
 
         w = c * torch.tensor(scipy.linalg.hadamard(P))[:out, :in]
+        w = c * zerofwht.reference.hadamard_matrix(n)[:out, :in]      # with n=
     """
+    if n is not None:
+        return _hadamard_n("hadamard_", w, scale, n, offset, full_shape, backend, always=True)
     return _apply("hadamard_", w, _hadamard_value("hadamard_", scale), TAP_CENTRE, offset,
                   full_shape, backend)
+
+
+def _hadamard_n(fname, w, scale, n, offset, full_shape, backend, always: bool):
+    """hadamard_ / zero_init_ with a transform size n (``always``: hadamard_; else ZerO's rule:
+    partial identity when out <= in)."""
+    if not isinstance(w, torch.Tensor) or w.dim() < 2:
+        return _apply(fname, w, lambda f: (KIND_ZEROS, 0.0), TAP_CENTRE, offset, full_shape, backend)
+    shape = tuple(full_shape) if full_shape is not None else tuple(w.shape)
+    out, inp = int(shape[0]), int(shape[1])
+    if not always and out <= inp:
+        return _apply(fname, w, lambda f: (KIND_PARTIAL_IDENTITY, 1.0), TAP_CENTRE, offset,
+                      full_shape, backend)
+    _kron_size(fname, n, out, inp)
+    c = _kron_scale(fname, scale, n)
+    return _apply(fname, w, lambda f: (KIND_ZEROS, 0.0), TAP_CENTRE, offset, full_shape, backend,
+                  after=_kron_block(n, c))
 
 
 def _zero_rule(f):
@@ -76,7 +158,8 @@ def _zero_rule(f):
 
 
 def zero_init_(w: torch.Tensor, *, offset: Optional[Sequence[int]] = None,
-               full_shape: Optional[Sequence[int]] = None, backend: Optional[str] = None) -> torch.Tensor:
+               full_shape: Optional[Sequence[int]] = None, backend: Optional[str] = None,
+               n: Optional[int] = None) -> torch.Tensor:
     r"""ZerO initialization (Zhao et al. 2021, Algorithm 1).
 
     ``out <= in``: partial identity ``I*``; ``out > in``: ``2^(-q/2) H_{2^q}[:out, :in]`` with
@@ -86,6 +169,9 @@ def zero_init_(w: torch.Tensor, *, offset: Optional[Sequence[int]] = None,
     Args:
         w: ``(out, in)`` or ``(out, in, *kernel)`` floating tensor (or DTensor), any strides.
         offset, full_shape, backend: as in :func:`partial_identity_`.
+        n: for ``out > in``, the transform size of the Hadamard block instead of ``2^q``: a power
+            of two or ``K * 2^k >= out`` (see :func:`hadamard_`); ``w = n^-1/2 H_n[:out, :in]``,
+            the exact weight of ``HadamardLinear(in, out, n=n)``.
 
     Returns:
         ``w``, filled in place.
@@ -95,6 +181,8 @@ def zero_init_(w: torch.Tensor, *, offset: Optional[Sequence[int]] = None,
         w = torch.eye(out, in) if out <= in else \
             2 ** (-q / 2) * torch.tensor(scipy.linalg.hadamard(2 ** q))[:out, :in]
     """
+    if n is not None:
+        return _hadamard_n("zero_init_", w, None, n, offset, full_shape, backend, always=False)
     return _apply("zero_init_", w, _zero_rule, TAP_CENTRE, offset, full_shape, backend)
 
 

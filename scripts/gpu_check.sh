@@ -128,7 +128,7 @@ NOBUILD=""
 if [ "$QUICK" = 1 ]; then L1=75 L2=45; else L1=170 L2=120; fi
 PYTEST=("$PY" -m pytest -q -rfEs -p no:cacheprovider -o console_output_style=classic)
 step tests_fwht "$L1" "" "${PYTEST[@]}" --junitxml="$WORK/junit_tests_fwht.xml" tests/gpu/test_gpu_fwht.py
-MORE=(tests/gpu/test_gpu_init_nn.py tests/gpu/test_gpu_stress.py)
+MORE=(tests/gpu/test_gpu_init_nn.py tests/gpu/test_gpu_stress.py "tests/test_kron.py::test_gpu_backends")
 [ "$QUICK" = 1 ] || [ "$DRY" = 1 ] || MORE+=(tests/test_fwht_cuda.py)
 step tests_more "$L2" "" "${PYTEST[@]}" --junitxml="$WORK/junit_tests_more.xml" "${MORE[@]}"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Ahead-of-time compile of every Triton kernel configuration of zerofwht.triton_init for sm_80
-and sm_90 (docs/design.md, "Checking GPU code without a GPU"): no GPU needed. For each configuration it reports the registers,
+and sm_90 (docs/design.md): no GPU needed. For each configuration it reports the registers,
 spill stack, local and shared memory (read from the cubin with the cuobjdump that ships in the
 triton wheel) and fails (exit 1) when a compile fails or a kernel spills / uses local memory.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Ahead-of-time compile of every Triton FWHT kernel configuration (zerofwht.triton_fwht) for
-sm_80 and sm_90 (DESIGN.md section 6): no GPU needed.
+sm_80 and sm_90 (docs/design.md): no GPU needed.
 
 Every configuration ``triton_fwht.kernel_configs()`` lists (each kernel, pointer dtypes, constexpr
 tile and warp count the launcher can choose for n = 2^0 .. 2^30) is compiled with

@@ -1,4 +1,4 @@
-"""The CPU output cache (csrc/cpu/ops.cpp): large outputs reuse the buffers of freed outputs.
+"""The CPU output cache (csrc/cpu/output_cache.cpp): large outputs reuse the buffers of freed outputs.
 
 The suite runs with ZEROFWHT_CPU_CACHE_POISON=1 (conftest.py): every buffer handed out is NaN-
 filled first, so the correctness tests elsewhere also prove every output element is written.
@@ -112,7 +112,7 @@ def _anon_huge_kb(ptr):
 
 
 def test_large_outputs_are_huge_page_aligned(cache_limit):
-    # Outputs of 4 MB or more are 2 MB aligned and madvise(MADV_HUGEPAGE)'d (csrc/cpu/ops.cpp).
+    # Outputs of 4 MB or more are 2 MB aligned and madvise(MADV_HUGEPAGE)'d (csrc/cpu/output_cache.cpp).
     x = make_input((4, 1 << 20), torch.float32, seed=3)  # 16 MB
     y = zerofwht.fwht(x, backend="cpp")
     assert y.data_ptr() % (2 << 20) == 0

@@ -1,5 +1,5 @@
 """Rows padded to at most half of n are folded by the C++ kernel (``fold_padding`` in
-csrc/fwht_cpu.h): with m the smallest power of two >= d_in (and >= 16), every block of m past the
+csrc/cpu/fwht.h): with m the smallest power of two >= d_in (and >= 16), every block of m past the
 first is zero until the stages of distance >= m, which only copy the first block's transform. The
 kernel transforms m elements and writes the n / m copies (as ``t + 0``, the last one as ``t - 0``,
 which is what those stages compute). These tests check that the fold happens (``cpu_plan``), that

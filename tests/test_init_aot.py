@@ -1,4 +1,4 @@
-"""Ahead-of-time GPU checks of the init kernels, on a machine without a GPU (docs/design.md, "Checking GPU code without a GPU"),
+"""Ahead-of-time GPU checks of the init kernels, on a machine without a GPU (docs/design.md),
 through the scripts that also run by hand:
 
 * scripts/aot_triton.py: every Triton init kernel configuration compiled for sm_80 and sm_90,

@@ -26,7 +26,7 @@ INDEX_LIMIT = 2 ** 31  # logical indices are int32 in the kernel
 
 
 # ----------------------------------------------------------------------------------------------
-# Layout (Python twin of build_layout in csrc/init_params.h)
+# Layout (Python twin of build_layout in csrc/shared/init_params.h)
 # ----------------------------------------------------------------------------------------------
 def layout(sizes: Sequence[int], strides: Sequence[int], offset: Sequence[int],
            full_shape: Sequence[int], tap_mode: int) -> dict:

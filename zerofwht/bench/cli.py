@@ -161,7 +161,7 @@ def main(argv=None) -> int:
                 torch_version=torch.__version__, cpu_isa=cpu_isa(),
                 supported_cpu_isas=(zerofwht._C.supported_cpu_isas() if zerofwht._C is not None
                                     and hasattr(zerofwht._C, "supported_cpu_isas") else None),
-                # the cache sizes the CPU kernel's plans were cut to (see csrc/fwht_cpu.h, CpuTuning)
+                # the cache sizes the CPU kernel's plans were cut to (see csrc/cpu/fwht.h, CpuTuning)
                 cpu_tuning=(zerofwht._C.cpu_tuning() if zerofwht._C is not None
                             and hasattr(zerofwht._C, "cpu_tuning") else None),
                 backends=zerofwht.backends(), config=cfg, machine=machine_info(cfg["device"]),

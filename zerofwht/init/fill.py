@@ -26,7 +26,7 @@ _TORCH_CHUNK = 1 << 20  # elements per step of the pure-PyTorch fallback
 # Pure-PyTorch fallback op (any device) and fake kernels.
 # ----------------------------------------------------------------------------------------------
 def _fill_torch(w: torch.Tensor, kind: int, value: float, tap_mode: int, offset, full_shape) -> None:
-    """The rule of csrc/init_params.h in plain PyTorch ops, a few rows at a time (bounded memory)."""
+    """The rule of csrc/shared/init_params.h in plain PyTorch ops, a few rows at a time (bounded memory)."""
     R, C, col_steps, tap_steps, tap_centre = logical_matrix(full_shape, tap_mode)
     dev, nd = w.device, w.dim()
     calc = torch.float32 if dev.type == "mps" else torch.float64

@@ -1,4 +1,4 @@
-"""The Triton FWHT backend (zerofwht.triton_fwht) without a GPU (DESIGN.md section 6).
+"""The Triton FWHT backend (zerofwht.triton_fwht) without a GPU.
 
 * Every kernel runs in Triton's CPU interpreter (TRITON_INTERPRET=1) on CPU tensors against the
   fp64 dense reference computed from the same rounded input: single pass for every N = 2^0 ..
@@ -71,7 +71,7 @@ def test_plan_covers_every_bit_within_limits(dtype):
             elems = meta["R"] * meta["N"] if kind == "rows" else meta["BC"] * meta["M"]
             # at most 64 elements per thread (no spills, see the AOT test)
             assert elems <= 64 * 32 * meta["num_warps"], (L, kind, meta)
-    assert len(tf.plan(1 << 24, dtype)) == 2  # the issue's bar: 2^24 in two passes
+    assert len(tf.plan(1 << 24, dtype)) == 2  # the design bar: 2^24 in two passes
 
 
 def test_limits_follow_shared_memory():
@@ -272,7 +272,7 @@ def test_gradcheck_and_double_backward():
 
 def test_opcheck():
     # test_aot_dispatch_* trace the launcher with fake tensors, which the CPU interpreter cannot
-    # run (DESIGN.md section 6): they, and torch.compile, are for a GPU run.
+    # run (docs/design.md): they, and torch.compile, are for a GPU run.
     utils = ("test_schema", "test_autograd_registration", "test_faketensor")
     x = make_input((3, 12), torch.float32)
     torch.library.opcheck(torch.ops.zerofwht.fwht_triton.default, (x, 16, 10, 0.5), test_utils=utils)

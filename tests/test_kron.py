@@ -2,7 +2,7 @@
 
 Every built-in K x K matrix is checked exactly (entries +-1, H H^T = K I). Transforms are compared
 with a dense fp64 reference built here with torch.kron from the same rounded input, over K from
-the issue's set, padded / truncated sizes, batch shapes, dim=, strides, dtypes, out= (NaN-poisoned)
+the required set, padded / truncated sizes, batch shapes, dim=, strides, dtypes, out= (NaN-poisoned)
 and in place; plus gradcheck / double backward with non-symmetric bases, opcheck and
 torch.compile(fullgraph=True). Backends: the pure-PyTorch op always, the C++ op when the
 extension defines zerofwht::fwht_kron.

@@ -1,4 +1,4 @@
-r"""Modules built on the fast Walsh-Hadamard transform (DESIGN.md section 3).
+r"""Modules built on the fast Walsh-Hadamard transform.
 
 :class:`HadamardLinear` is a drop-in for ``torch.nn.Linear`` whose weight is a fixed, scaled block
 of the Sylvester Hadamard matrix: ZerO's "dimension-increasing" layer, a Hadamard rotation, or a

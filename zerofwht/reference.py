@@ -4,7 +4,7 @@ This is package code, not test code: the tests compare every backend with these 
 benchmarks use :func:`fwht_dense` as the naive baseline, and :func:`fwht_butterfly` is the
 last-resort ``"torch"`` backend that runs on any device PyTorch supports.
 
-Conventions (DESIGN.md section 2): Sylvester / natural order, ``H[i, j] = (-1)^popcount(i & j)``,
+Conventions (docs/design.md, mathematics): Sylvester / natural order, ``H[i, j] = (-1)^popcount(i & j)``,
 exactly ``scipy.linalg.hadamard(n)``; the transform of ``x`` with shape ``(..., d_in)`` is
 ``y = scale * (H_n @ pad_n(x))[..., :out_features]``.
 """
@@ -125,7 +125,7 @@ def fwht_butterfly(x: torch.Tensor, n: int, out_features: int, scale: float) -> 
 
 
 # =================================================================================================
-# Dense references of the initializers (zerofwht.init; DESIGN.md section 4). Each builds the FULL
+# Dense references of the initializers (zerofwht.init; docs/design.md, initialization rules). Each builds the FULL
 # weight on the host (or `device`), O(out * in) memory: for tests and the benchmark's baseline
 # only. fp64 by default; pass `dtype` to get exactly what an initializer writes in that dtype (the
 # values are computed in fp64, then converted once, like the kernels' value conversion).

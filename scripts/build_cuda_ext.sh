@@ -16,7 +16,7 @@ ROOT=$(pwd)
 VENV=${ZEROFWHT_CUDA_VENV:-$HOME/.cache/zerofwht/cuda-venv}
 BUILD=${ZEROFWHT_CUDA_BUILD:-$HOME/.cache/zerofwht/cuda-build}
 TORCH_SPEC=${ZEROFWHT_CUDA_TORCH_SPEC:-torch==2.14.1}
-CUDA_OPS=${ZEROFWHT_CUDA_OPS:-zerofwht::fwht,zerofwht::fwht_out,zerofwht::fwht_inplace,zerofwht::init_fill_}
+CUDA_OPS=${ZEROFWHT_CUDA_OPS:-zerofwht::fwht,zerofwht::fwht_out,zerofwht::fwht_inplace,zerofwht::init_fill_,zerofwht::fwht_kron}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
 export MAX_JOBS=${MAX_JOBS:-2}
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}

@@ -81,4 +81,25 @@ inline bool may_write_directly(const at::Tensor& x, int64_t n, int64_t out_featu
   return overlap == at::MemOverlapStatus::No || exact_alias;
 }
 
+// Rows at one uniform stride with contiguous elements: true (and the stride) when t's batch
+// dimensions merge into one such dimension; size-1 dimensions are ignored. The CUDA kernels take
+// rows in this form.
+inline bool uniform_rows(const at::Tensor& t, int64_t* row_stride) {
+  if (t.size(-1) > 1 && t.stride(-1) != 1) return false;
+  int64_t stride = t.size(-1), inner = -1;  // inner: the stride the next (outer) dim must have
+  bool first = true;
+  for (int64_t d = t.dim() - 2; d >= 0; --d) {
+    if (t.size(d) == 1) continue;
+    if (first) {
+      stride = t.stride(d);
+      first = false;
+    } else if (t.stride(d) != inner) {
+      return false;
+    }
+    inner = t.stride(d) * t.size(d);
+  }
+  *row_stride = stride;
+  return true;
+}
+
 }  // namespace zerofwht

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "fwht_glue_common.h"  // uniform_rows
+
 namespace zerofwht {
 
 // Checks x, base, n and out_features; returns K (base is K x K, n = K * M with M a power of two).
@@ -27,26 +29,6 @@ inline int64_t check_kron_args(const char* op, const at::Tensor& x, const at::Te
   TORCH_CHECK_VALUE(out_features >= 1 && out_features <= n, op, ": out_features must be in [1, n=", n,
                     "], got out_features=", out_features);
   return K;
-}
-
-// Rows at one uniform stride with contiguous elements: true (and the stride) when t's batch
-// dimensions merge into one such dimension; size-1 dimensions are ignored.
-inline bool kron_uniform_rows(const at::Tensor& t, int64_t* row_stride) {
-  if (t.size(-1) > 1 && t.stride(-1) != 1) return false;
-  int64_t stride = t.size(-1), inner = -1;  // inner: the stride the next (outer) dim must have
-  bool first = true;
-  for (int64_t d = t.dim() - 2; d >= 0; --d) {
-    if (t.size(d) == 1) continue;
-    if (first) {
-      stride = t.stride(d);
-      first = false;
-    } else if (t.stride(d) != inner) {
-      return false;
-    }
-    inner = t.stride(d) * t.size(d);
-  }
-  *row_stride = stride;
-  return true;
 }
 
 // Rows of x (an empty last dimension still has rows: the product of the batch sizes).

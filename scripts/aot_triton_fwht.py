@@ -154,40 +154,56 @@ def problems(r: dict, strict: bool) -> list:
 def run(archs=(80, 90), variants=VARIANTS, only=None, jobs=None, indices=None) -> list:
     """Compile the selected configurations; a list of result dicts (see compile_one)."""
     from zerofwht import triton_fwht as tf
-    cfgs = tf.kernel_configs()
+    return run_configs(tf.kernel_configs(), compile_one, config_name, archs, variants, only, jobs,
+                       indices)
+
+
+def run_configs(cfgs, compile_fn, name_fn, archs, variants, only=None, jobs=None, indices=None) -> list:
+    """``compile_fn((arch, index, variant))`` over the chosen configurations (by index, or by a
+    substring of ``name_fn(cfg)``), in parallel processes when there is more than one job."""
     chosen = [i for i in range(len(cfgs))
-              if (indices is None or i in indices) and (only is None or only in config_name(cfgs[i]))]
+              if (indices is None or i in indices) and (only is None or only in name_fn(cfgs[i]))]
     work = [(a, i, v) for a in archs for i in chosen for v in variants]
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(work) > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            return list(pool.map(compile_one, work))
-    return [compile_one(w) for w in work]
+            return list(pool.map(compile_fn, work))
+    return [compile_fn(w) for w in work]
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv, doc: str):
+    """The command line shared by the ahead-of-time scripts."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--arch", type=int, nargs="+", default=[80, 90])
     ap.add_argument("--variant", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--only", default=None, help="compile only configurations whose name contains this")
     ap.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     ap.add_argument("--strict", action="store_true", help="fail on spills of multi-pass kernels too")
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    results = run(args.arch, args.variant, args.only, args.jobs)
+    return ap.parse_args(argv)
+
+
+def report(results: list, strict: bool, quiet: bool) -> tuple:
+    """Prints one line per kernel (failures always); returns (failures, results that compiled)."""
     bad = 0
     for r in results:
-        issues = problems(r, args.strict)
+        issues = problems(r, strict)
         bad += bool(issues)
         head = f"sm_{r['arch']} {r['variant']:7s} {r['name']}"
         if issues:
             print(f"FAIL {head}: " + "; ".join(issues))
-        elif not args.quiet:
+        elif not quiet:
             spill = r["spill_st"] + r["spill_ld"] + r["stack"]
             print(f"ok   {head}: {r['regs']:3d} registers, spills {spill} B, shared {r['shared']:6d} B, "
                   f"compile {r['seconds']:.1f}s")
-    ok = [r for r in results if "error" not in r]
+    return bad, [r for r in results if "error" not in r]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv, __doc__)
+    t0 = time.perf_counter()
+    results = run(args.arch, args.variant, args.only, args.jobs)
+    bad, ok = report(results, args.strict, args.quiet)
     spilled = [r for r in ok if r["stack"] or r["spill_st"] or r["spill_ld"]]
     n_cfg = len(results) // max(1, len(args.arch) * len(args.variant))
     print(f"aot_triton_fwht: {len(results)} kernels ({n_cfg} configurations x {len(args.arch)} archs "

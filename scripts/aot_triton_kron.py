@@ -12,14 +12,12 @@ kernel that spills) or needs more shared memory than one block gets. Runnable by
 """
 from __future__ import annotations
 
-import argparse
 import inspect
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 os.environ.pop("TRITON_INTERPRET", None)  # compile the real kernels
@@ -108,40 +106,15 @@ def compile_one(job) -> dict:
 
 def run(archs=(80, 90), variants=VARIANTS, only=None, jobs=None, indices=None) -> list:
     from zerofwht import triton_kron as tk
-    cfgs = tk.kernel_configs()
-    chosen = [i for i in range(len(cfgs))
-              if (indices is None or i in indices) and (only is None or only in config_name(cfgs[i]))]
-    work = [(a, i, v) for a in archs for i in chosen for v in variants]
-    jobs = jobs or os.cpu_count() or 1
-    if jobs > 1 and len(work) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            return list(pool.map(compile_one, work))
-    return [compile_one(w) for w in work]
+    return base_aot.run_configs(tk.kernel_configs(), compile_one, config_name, archs, variants, only,
+                                jobs, indices)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", type=int, nargs="+", default=[80, 90])
-    ap.add_argument("--variant", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--only", default=None)
-    ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--strict", action="store_true")
-    args = ap.parse_args(argv)
+    args = base_aot.parse_args(argv, __doc__)
     t0 = time.perf_counter()
     results = run(args.arch, args.variant, args.only, args.jobs)
-    bad = 0
-    for r in results:
-        issues = base_aot.problems(r, args.strict)
-        bad += bool(issues)
-        head = f"sm_{r['arch']} {r['variant']:7s} {r['name']}"
-        if issues:
-            print(f"FAIL {head}: " + "; ".join(issues))
-        elif not args.quiet:
-            spill = r["spill_st"] + r["spill_ld"] + r["stack"]
-            print(f"ok   {head}: {r['regs']:3d} registers, spills {spill} B, shared {r['shared']:6d} B, "
-                  f"compile {r['seconds']:.1f}s")
-    ok = [r for r in results if "error" not in r]
+    bad, ok = base_aot.report(results, args.strict, args.quiet)
     print(f"aot_triton_kron: {len(results)} kernels in {time.perf_counter() - t0:.0f}s; max registers "
           f"{max((r['regs'] for r in ok), default=0)}, max shared {max((r['shared'] for r in ok), default=0)} B; "
           f"failures {bad}")

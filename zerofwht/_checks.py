@@ -99,13 +99,17 @@ def resolve_sizes(d_in: int, n, out_features):
         if n < d_in:
             raise ValueError(f"n={n} is smaller than the input size {d_in} along dim; the transform "
                              f"pads but never crops its input (use n >= {d_in})")
+    return n, check_out_features(out_features, n)
+
+
+def check_out_features(out_features, n: int) -> int:
+    """``out_features`` (None: ``n``) as an int in ``[1, n]``."""
     if out_features is None:
-        out_features = n
-    else:
-        out_features = check_int(out_features, "out_features")
-        if not 1 <= out_features <= n:
-            raise ValueError(f"out_features must be in [1, n={n}], got out_features={out_features}")
-    return n, out_features
+        return n
+    out_features = check_int(out_features, "out_features")
+    if not 1 <= out_features <= n:
+        raise ValueError(f"out_features must be in [1, n={n}], got out_features={out_features}")
+    return out_features
 
 
 def check_out(out, x: torch.Tensor, shape: tuple) -> None:

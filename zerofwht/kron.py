@@ -31,7 +31,7 @@ import torch.autograd.forward_ad as fwAD
 
 from . import bases, reference
 from ._backends import EXTENSION, canonical_name
-from ._checks import check_int, check_out, resolve_scale
+from ._checks import check_int, check_out, check_out_features, resolve_scale
 from ._kron_common import check_op_args, register
 
 __all__ = ["fwht_kron", "fwht_kron_inplace", "resolve", "kron_torch", "select_backend"]
@@ -218,12 +218,7 @@ def fwht_kron(x: torch.Tensor, n, dim: int, norm, *, out_features=None, scale=No
     """``zerofwht.fwht`` for ``n = K * 2^k`` or a given ``base`` (x checked, dim canonical)."""
     d_in = x.shape[dim]
     n, k, hk = resolve(d_in, n, base, x.device)
-    if out_features is None:
-        out_features = n
-    else:
-        out_features = check_int(out_features, "out_features")
-        if not 1 <= out_features <= n:
-            raise ValueError(f"out_features must be in [1, n={n}], got out_features={out_features}")
+    out_features = check_out_features(out_features, n)
     s = resolve_scale(norm, scale, n)
     tangent = _forward_tangent(x)
     if tangent is not None:  # forward-mode AD: linear, the JVP is the transform of the tangent

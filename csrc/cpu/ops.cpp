@@ -212,9 +212,9 @@ at::Tensor fwht_kron_cpu(const at::Tensor& x_in, const at::Tensor& base_in, int6
     return y;
   }
   int64_t xs = 0, ys = 0;
-  const at::Tensor x = kron_uniform_rows(x_in, &xs) ? x_in : x_in.contiguous();
-  if (!x.is_same(x_in)) TORCH_INTERNAL_ASSERT(kron_uniform_rows(x, &xs));
-  TORCH_INTERNAL_ASSERT(kron_uniform_rows(y, &ys));
+  const at::Tensor x = uniform_rows(x_in, &xs) ? x_in : x_in.contiguous();
+  if (!x.is_same(x_in)) TORCH_INTERNAL_ASSERT(uniform_rows(x, &xs));
+  TORCH_INTERNAL_ASSERT(uniform_rows(y, &ys));
   cpu::KronParams p{};
   p.x = x.data_ptr();
   p.y = y.data_ptr();

@@ -30,25 +30,8 @@ void init_fill_cuda(at::Tensor w, int64_t kind, double value, int64_t tap_mode, 
 }
 
 // ---- zerofwht::fwht, fwht_out, fwht_inplace (the CUDA transform) ------------------------------
-// The kernel takes rows at one uniform stride with contiguous elements. True (and the stride)
-// when t's batch dimensions merge into one such dimension; size-1 dimensions are ignored.
-bool uniform_rows(const at::Tensor& t, int64_t* row_stride) {
-  if (t.size(-1) > 1 && t.stride(-1) != 1) return false;
-  int64_t stride = t.size(-1), inner = -1;  // inner: the stride the next (outer) dim must have
-  bool first = true;
-  for (int64_t d = t.dim() - 2; d >= 0; --d) {
-    if (t.size(d) == 1) continue;
-    if (first) {
-      stride = t.stride(d);
-      first = false;
-    } else if (t.stride(d) != inner) {
-      return false;
-    }
-    inner = t.stride(d) * t.size(d);
-  }
-  *row_stride = stride;
-  return true;
-}
+// The kernel takes rows at one uniform stride with contiguous elements (uniform_rows, in
+// fwht_glue_common.h).
 
 int device_max_smem(const at::Tensor& t) {
   return static_cast<int>(at::cuda::getDeviceProperties(t.device().index())->sharedMemPerBlockOptin);
@@ -161,9 +144,9 @@ at::Tensor fwht_kron_cuda(const at::Tensor& x_in, const at::Tensor& base_in, int
   const int64_t rows = kron_rows(x_in);
   if (rows == 0) return y;
   int64_t xs = 0, ys = 0;
-  const at::Tensor x = kron_uniform_rows(x_in, &xs) ? x_in : x_in.contiguous();
-  if (!x.is_same(x_in)) TORCH_INTERNAL_ASSERT(kron_uniform_rows(x, &xs));
-  TORCH_INTERNAL_ASSERT(kron_uniform_rows(y, &ys));
+  const at::Tensor x = uniform_rows(x_in, &xs) ? x_in : x_in.contiguous();
+  if (!x.is_same(x_in)) TORCH_INTERNAL_ASSERT(uniform_rows(x, &xs));
+  TORCH_INTERNAL_ASSERT(uniform_rows(y, &ys));
   int log_m = 0;
   while ((int64_t(1) << log_m) < n / K) ++log_m;
   cuda::KronCudaParams p{};

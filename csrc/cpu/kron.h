@@ -56,7 +56,15 @@ struct KronPlan {
   std::vector<int32_t> terms;
   std::vector<int32_t> counts;
   bool stream = false;         // outputs bypass the caches (non-temporal stores)
+  // The K x K stage prefetches what the power-of-two passes left of the next row: only for rows
+  // of more than kNextRowPrefetchBytes of input, which the hardware prefetchers do not cover in
+  // time (measured, docs/kron.md).
+  bool prefetch_next_row = false;
 };
+constexpr int64_t kNextRowPrefetchBytes = 4 << 10;
+// Sub-rows of at least this many bytes (in the compute type) lie in the per-thread work matrix
+// one cache line further apart than their length (kron_impl.h, run_rows).
+constexpr int64_t kPaddedWorkBytes = 2 << 10;
 
 // Fills plan from a row-major K x K base. Returns false (plan unusable) when an entry of the base
 // is not exactly +1 or -1.

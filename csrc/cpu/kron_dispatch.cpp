@@ -78,6 +78,7 @@ bool kron_plan(const KronParams& p, const float* base, int threads, KronPlan* pl
   const int64_t out_bytes = p.rows * p.d_out * esz, in_bytes = p.rows * p.d_in * esz;
   pl.stream = out_bytes >= kStreamBytes || (threads == 1 && tune.l3_bytes > 0 && in_bytes + out_bytes >= tune.l3_bytes);
   if (tune.stream_override >= 0) pl.stream = tune.stream_override == 1;
+  pl.prefetch_next_row = p.d_in * esz > kNextRowPrefetchBytes;
   return true;
 }
 

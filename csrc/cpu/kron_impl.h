@@ -8,6 +8,27 @@ namespace cpu {
 namespace ZF_ISA_NS {
 namespace {
 
+// The next row's prefetch, issued in `steps` equal portions (step()), the last ones possibly empty.
+struct NextRowFeed {
+  NextRowPrefetch pf;
+  int64_t reads = 0, writes = 0;  // lines per step
+  NextRowFeed(const NextRowPrefetch& from, int64_t steps) : pf(from) {
+    if (steps > 0) {
+      reads = (pf.read_lines + steps - 1) / steps;
+      writes = (pf.write_lines + steps - 1) / steps;
+    }
+  }
+  ZF_INLINE void step() {
+    const int64_t r = std::min(reads, pf.read_lines), w = std::min(writes, pf.write_lines);
+    for (int64_t l = 0; l < r; ++l) __builtin_prefetch(pf.read + 64 * l, 0, 2);
+    for (int64_t l = 0; l < w; ++l) __builtin_prefetch(pf.write + 64 * l, 1, 2);
+    pf.read += 64 * r;
+    pf.read_lines -= r;
+    pf.write += 64 * w;
+    pf.write_lines -= w;
+  }
+};
+
 template <class T>
 struct KronImpl {
   using S = Storage<T>;
@@ -102,9 +123,10 @@ struct KronImpl {
   // The K x K stage of one row over columns [0, M) of work (K x M), NC vectors of W at a time.
   // Output row r, NC vectors: (first positive + other positives) - (first negative + others),
   // added in this order (the order fixes the rounding), times the scale, stored at column c.
+  // Sub-row i of work starts at work + i * ws (ws >= M: see run_rows).
   template <int NC>
-  static void kstage_vec(const KronParams& p, const KronPlan& pl, const C* work, V* tab, const V* const* ptr,
-                         T* yr, C scale, bool scaled) {
+  static void kstage_vec(const KronParams& p, const KronPlan& pl, const C* work, int64_t ws, V* tab,
+                         const V* const* ptr, T* yr, C scale, bool scaled) {
     const int64_t M = p.M, d_out = p.d_out, rows_out = (d_out + M - 1) / M;
     const int32_t* counts = pl.counts.data();
     const int stride = pl.stride;
@@ -112,12 +134,16 @@ struct KronImpl {
     // The next block's columns of every sub-row are fetched while this block is combined: K
     // strided streams are more than the hardware prefetchers follow, and a work matrix beyond L1
     // is read from L2.
+    // The next row: the power-of-two passes issue its prefetch per radix chunk, and a short
+    // sub-row has few of those (none when one leaf pass does it all), so whatever they left is
+    // spread over this stage's output rows (kron.h: KronPlan::prefetch_next_row).
+    NextRowFeed feed(t_prefetch, pl.prefetch_next_row ? (M + NC * W - 1) / (NC * W) * rows_out : 0);
     for (int64_t c = 0; c < M; c += NC * W) {
       if (c + NC * W < M)
         for (int64_t i = 0; i < p.K; ++i)
           for (int64_t l = 0; l < NC * W; l += 64 / int64_t(sizeof(C)))
-            __builtin_prefetch(work + i * M + c + NC * W + l, 0, 3);
-      build_all<V, NC>(pl, p.K, M, work + c, tab);
+            __builtin_prefetch(work + i * ws + c + NC * W + l, 0, 3);
+      build_all<V, NC>(pl, p.K, ws, work + c, tab);
       // Output rows whose NC * W columns from c are all below d_out: no bounds checks (the
       // pointers and counts stay in registers; the checked rows, at most one, come after).
       const int64_t full_rows = std::min(rows_out, (d_out - c - NC * W) >= 0 ? (d_out - c - NC * W) / M + 1 : 0);
@@ -125,6 +151,7 @@ struct KronImpl {
       const V* const* pr = ptr;
       const int32_t* cnt = counts;
       for (int64_t r = 0; r < full_rows; ++r, yo += M, pr += stride, cnt += 2) {
+        if (pl.prefetch_next_row) feed.step();
         V ap[NC], an[NC];
         const V* const* tp = pr + 2;
         const V* p0 = pr[0];
@@ -172,6 +199,7 @@ struct KronImpl {
         for (int nc = 0; nc < NC; ++nc) st.template put<true>(c + nc * W, ap[nc] - an[nc]);
       }
     }
+    t_prefetch = feed.pf;
   }
   // Sub-rows shorter than a vector: one column at a time.
   static void kstage_narrow(const KronParams& p, const KronPlan& pl, const C* work, V1* tab, T* yr, C scale) {
@@ -191,7 +219,7 @@ struct KronImpl {
 
   static void run_rows(const KronParams& p, const KronPlan& pl, int64_t r0, int64_t r1) {
     const CpuTuning& tune = cpu_tuning();
-    const int64_t K = p.K, M = p.M, n = p.n;
+    const int64_t K = p.K, M = p.M;
     FwhtPlan fp{};  // what Impl<T>::row_stages reads: the L1 piece and the leaf radix
     fp.piece = pow2_floor(tune.l1d_bytes * 2 / 3) / int64_t(sizeof(C));
     fp.leaf_radix_log2 = tune.amd ? std::min(ZF_RADIX_LOG2, 3) : ZF_RADIX_LOG2;
@@ -201,7 +229,12 @@ struct KronImpl {
     while (nc < 8 && int64_t(2 * nc) * W <= M &&
            table_vectors * 2 * nc * int64_t(sizeof(V)) <= tune.l1d_bytes / 2)
       nc *= 2;
-    C* work = static_cast<C*>(thread_scratch(0, sizeof(C) * size_t(n + W)));
+    // Work sub-rows of 2 KB or more are a line apart more than their length: at a power-of-two
+    // stride of 4 KB or more, the K x K stage's K loads of one column all fall into the same L1
+    // set (and at 2 KB into two), which costs more than the power-of-two stages then pay for
+    // running one sub-row per call. Measured in docs/kron.md.
+    const int64_t ws = M * int64_t(sizeof(C)) >= kPaddedWorkBytes ? M + 64 / int64_t(sizeof(C)) : M;
+    C* work = static_cast<C*>(thread_scratch(0, sizeof(C) * size_t(K * ws + W)));
     const int64_t rows_out = (p.d_out + M - 1) / M;
     // The table, then (vector kernels) the pointers of term_pointers: one scratch of this thread.
     const size_t tab_bytes = sizeof(V) * size_t(table_vectors * nc);
@@ -227,10 +260,11 @@ struct KronImpl {
     const bool scaled = scale != C(1);
     // Sub-rows per power-of-two call: as many whole sub-rows as fill an L1 piece (all their
     // passes then run in L1); sub-rows of two pieces or more go piece by piece (row_stages).
-    const int64_t per = std::max<int64_t>(1, fp.piece / M);
+    const int64_t per = ws != M ? 1 : std::max<int64_t>(1, fp.piece / M);  // padded: one at a time
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * p.x_row_stride;
       T* yr = y + r * p.y_row_stride;
+      t_prefetch = NextRowPrefetch{};
       if (r + 1 < r1) {  // fetch the next row while this one's later passes run
         t_prefetch.read = reinterpret_cast<const char*>(xr + p.x_row_stride);
         t_prefetch.read_lines = lines_of<T>(p.d_in);
@@ -241,29 +275,29 @@ struct KronImpl {
         for (int64_t i = 0; i < K; ++i) {
           const int64_t valid = std::clamp<int64_t>(p.d_in - i * M, 0, M);
           if (valid == 0) {  // H * 0 = 0: a sub-row entirely in the padding
-            std::memset(static_cast<void*>(work + i * M), 0, sizeof(C) * size_t(M));
+            std::memset(static_cast<void*>(work + i * ws), 0, sizeof(C) * size_t(M));
             continue;
           }
-          Impl<T>::row_stages(fp, M, xr + i * M, valid, typename Kn::WorkIO{work + i * M}, work + i * M);
+          Impl<T>::row_stages(fp, M, xr + i * M, valid, typename Kn::WorkIO{work + i * ws}, work + i * ws);
         }
       } else {
         for (int64_t i = 0; i < K; i += per) {
           const int64_t len = std::min(per, K - i) * M;
           const int64_t valid = std::clamp<int64_t>(p.d_in - i * M, 0, len);
           if (valid == 0) {
-            std::memset(static_cast<void*>(work + i * M), 0, sizeof(C) * size_t(len));
+            std::memset(static_cast<void*>(work + i * ws), 0, sizeof(C) * size_t(len));
             continue;
           }
           Kn::stages(std::max<int64_t>(len, W), 1, M, RowLoad<T>{xr + i * M, valid},
-                     typename Kn::WorkIO{work + i * M}, work + i * M, fp.leaf_radix_log2);
+                     typename Kn::WorkIO{work + i * ws}, work + i * ws, fp.leaf_radix_log2);
         }
       }
       if (M >= W) {
         switch (nc) {
-          case 8: kstage_vec<8>(p, pl, work, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-          case 4: kstage_vec<4>(p, pl, work, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-          case 2: kstage_vec<2>(p, pl, work, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-          default: kstage_vec<1>(p, pl, work, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+          case 8: kstage_vec<8>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+          case 4: kstage_vec<4>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+          case 2: kstage_vec<2>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+          default: kstage_vec<1>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
         }
       } else {
         kstage_narrow(p, pl, work, static_cast<V1*>(tab), yr, scale);

@@ -36,7 +36,6 @@ struct KronImpl {
   using Kn = Kern<C>;
   using V = typename Kn::V;
   static constexpr int W = Kn::W;
-  typedef C V1 __attribute__((vector_size(sizeof(C))));  // one lane: sub-rows shorter than a vector
 
   // The table of one group of GS sub-rows (sub-row k at src + k * M) for NC vectors of columns:
   // entry e = v_0 + sum_k (bit k-1 of e ? -v_k : +v_k), summed in sub-row order, at tab[e * NC + nc].
@@ -201,23 +200,58 @@ struct KronImpl {
     }
     t_prefetch = feed.pf;
   }
-  // Sub-rows shorter than a vector: one column at a time.
-  static void kstage_narrow(const KronParams& p, const KronPlan& pl, const C* work, V1* tab, T* yr, C scale) {
-    const int64_t M = p.M, rows_out = (p.d_out + M - 1) / M;
-    for (int64_t c = 0; c < M; ++c) {
-      build_all<V1, 1>(pl, p.K, M, work + c, tab);
-      combine<V1, 1>(pl, rows_out, tab, [&](int64_t r, int, V1 v) ZF_INLINE_LAMBDA {
-        if (r * M + c >= p.d_out) return;
-        V wide{};
-        wide[0] = v[0] * scale;  // the scale as RowStore applies it: one multiply, one rounding
-        T one[W];
-        S::store(one, wide);
-        yr[r * M + c] = one[0];
-      });
+  // Sub-rows shorter than a vector (M < W): W rows at a time, transposed into a work array of n
+  // vectors whose lane l holds row r + l (element j of the W rows in vector j), so that every
+  // butterfly and the K x K stage are whole-vector operations, then transposed back. The same
+  // additions in the same order as for wide sub-rows, lane by lane (bitwise identical results).
+  static void run_rows_narrow(const KronParams& p, const KronPlan& pl, int64_t r0, int64_t r1) {
+    const int64_t K = p.K, M = p.M, n = p.n, d_in = p.d_in, d_out = p.d_out;
+    const int64_t rows_out = (d_out + M - 1) / M;
+    V* work = static_cast<V*>(thread_scratch(0, sizeof(V) * size_t(n)));
+    C* lanes = reinterpret_cast<C*>(work);  // element j of row r + l at lanes[j * W + l]
+    V* tab = static_cast<V*>(thread_scratch(1, sizeof(V) * size_t(pl.zero_entry + 1)));
+    tab[pl.zero_entry] = V{};
+    const T* x = static_cast<const T*>(p.x);
+    T* y = static_cast<T*>(p.y);
+    const C scale = C(p.scale);
+    const bool scaled = scale != C(1);
+    for (int64_t r = r0; r < r1; r += W) {
+      const int64_t rows = std::min<int64_t>(W, r1 - r);
+      if (rows < W || d_in < n) std::memset(static_cast<void*>(work), 0, sizeof(V) * size_t(n));
+      for (int64_t l = 0; l < rows; ++l) {
+        const RowLoad<T> ld{x + (r + l) * p.x_row_stride, d_in};
+        for (int64_t j = 0; j < d_in; j += W) {
+          C v[W];
+          storeu(v, ld.template get<true>(j));
+          const int64_t m = std::min<int64_t>(W, d_in - j);
+          for (int64_t q = 0; q < m; ++q) lanes[(j + q) * W + l] = v[q];
+        }
+      }
+      for (int64_t h = 1; h < M; h *= 2)  // the power-of-two stages of every sub-row
+        for (int64_t j = 0; j < n; ++j)
+          if (!(j & h)) {
+            const V lo = work[j], hi = work[j + h];
+            work[j] = lo + hi;
+            work[j + h] = lo - hi;
+          }
+      for (int64_t c = 0; c < M; ++c) {  // the K x K stage of column c, written over it
+        build_all<V, 1>(pl, K, M * W, lanes + c * W, tab);
+        combine<V, 1>(pl, rows_out, tab, [&](int64_t o, int, V v) ZF_INLINE_LAMBDA { work[o * M + c] = v; });
+      }
+      for (int64_t l = 0; l < rows; ++l) {
+        const RowStore<T> st{y + (r + l) * p.y_row_stride, d_out, scale, scaled, false};
+        for (int64_t j = 0; j < d_out; j += W) {
+          C v[W] = {};
+          const int64_t m = std::min<int64_t>(W, d_out - j);
+          for (int64_t q = 0; q < m; ++q) v[q] = lanes[(j + q) * W + l];
+          st.template put<true>(j, loadu<V>(v));
+        }
+      }
     }
   }
 
   static void run_rows(const KronParams& p, const KronPlan& pl, int64_t r0, int64_t r1) {
+    if (p.M < W) return run_rows_narrow(p, pl, r0, r1);
     const CpuTuning& tune = cpu_tuning();
     const int64_t K = p.K, M = p.M;
     FwhtPlan fp{};  // what Impl<T>::row_stages reads: the L1 piece and the leaf radix
@@ -239,20 +273,13 @@ struct KronImpl {
     // The table, then (vector kernels) the pointers of term_pointers: one scratch of this thread.
     const size_t tab_bytes = sizeof(V) * size_t(table_vectors * nc);
     void* tab = thread_scratch(1, tab_bytes + sizeof(V*) * size_t(rows_out * pl.stride));
-    if (M >= W) {
-      for (int k = 0; k < nc; ++k) static_cast<V*>(tab)[pl.zero_entry * nc + k] = V{};
-    } else {
-      static_cast<V1*>(tab)[pl.zero_entry] = V1{};
-    }
-    const V** ptr = nullptr;
-    if (M >= W) {
-      ptr = reinterpret_cast<const V**>(static_cast<char*>(tab) + tab_bytes);
-      switch (nc) {
-        case 8: term_pointers<8>(pl, rows_out, static_cast<V*>(tab), ptr); break;
-        case 4: term_pointers<4>(pl, rows_out, static_cast<V*>(tab), ptr); break;
-        case 2: term_pointers<2>(pl, rows_out, static_cast<V*>(tab), ptr); break;
-        default: term_pointers<1>(pl, rows_out, static_cast<V*>(tab), ptr); break;
-      }
+    for (int k = 0; k < nc; ++k) static_cast<V*>(tab)[pl.zero_entry * nc + k] = V{};
+    const V** ptr = reinterpret_cast<const V**>(static_cast<char*>(tab) + tab_bytes);
+    switch (nc) {
+      case 8: term_pointers<8>(pl, rows_out, static_cast<V*>(tab), ptr); break;
+      case 4: term_pointers<4>(pl, rows_out, static_cast<V*>(tab), ptr); break;
+      case 2: term_pointers<2>(pl, rows_out, static_cast<V*>(tab), ptr); break;
+      default: term_pointers<1>(pl, rows_out, static_cast<V*>(tab), ptr); break;
     }
     const T* x = static_cast<const T*>(p.x);
     T* y = static_cast<T*>(p.y);
@@ -288,19 +315,15 @@ struct KronImpl {
             std::memset(static_cast<void*>(work + i * ws), 0, sizeof(C) * size_t(len));
             continue;
           }
-          Kn::stages(std::max<int64_t>(len, W), 1, M, RowLoad<T>{xr + i * M, valid},
+          Kn::stages(len, 1, M, RowLoad<T>{xr + i * M, valid},
                      typename Kn::WorkIO{work + i * ws}, work + i * ws, fp.leaf_radix_log2);
         }
       }
-      if (M >= W) {
-        switch (nc) {
-          case 8: kstage_vec<8>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-          case 4: kstage_vec<4>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-          case 2: kstage_vec<2>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-          default: kstage_vec<1>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-        }
-      } else {
-        kstage_narrow(p, pl, work, static_cast<V1*>(tab), yr, scale);
+      switch (nc) {
+        case 8: kstage_vec<8>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        case 4: kstage_vec<4>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        case 2: kstage_vec<2>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        default: kstage_vec<1>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
       }
     }
     t_prefetch = NextRowPrefetch{};

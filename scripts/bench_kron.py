@@ -1,6 +1,7 @@
 """Benchmark of the fused K*2^k transform (zerofwht::fwht_kron, C++ CPU kernel) on CPU, fp32.
 
-For each n = K * 2^k (768 = 12*64, 3072 = 12*256, 11008 = 172*64, 14336 = 28*512) and about
+For each n = K * 2^k (default 768 = 12*64, 3072 = 12*256, 11008 = 172*64, 14336 = 28*512; any
+supported n with --sizes, split as zerofwht.bases.split(n)) and about
 2^22 input elements per call, interleaved rounds (each round times every method once, in a rotating
 order), medians over rounds, per thread count:
   fused    torch.ops.zerofwht.fwht_kron(x, H_K, n, n, 1.0)
@@ -32,7 +33,6 @@ if ROOT not in sys.path:  # this checkout's zerofwht, not an installed one
     sys.path.insert(0, ROOT)
 import zerofwht  # noqa: E402  (registers the ops)
 
-SHAPES = {768: (12, 64), 3072: (12, 256), 11008: (172, 64), 14336: (28, 512)}
 
 
 def timed(fn, clock):
@@ -43,7 +43,7 @@ def timed(fn, clock):
 
 def bench(n, threads, rounds, elems, clock):
     torch.set_num_threads(threads)
-    k, m = SHAPES[n]
+    k, m = zerofwht.bases.split(n)
     rows = max(1, elems // n)
     g = torch.Generator().manual_seed(n)
     x = torch.randn(rows, n, generator=g)
@@ -93,7 +93,7 @@ def main():
     print(hdr)
     for threads in [int(t) for t in args.threads.split(",")]:
         for n in [int(s) for s in args.sizes.split(",")]:
-            k, m = SHAPES[n]
+            k, m = zerofwht.bases.split(n)
             # One thread: the thread's CPU time (time spent preempted by other processes is not
             # counted); two threads: wall-clock time.
             clock = time.thread_time if threads == 1 and args.clock == "auto" else time.perf_counter

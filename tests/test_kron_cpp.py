@@ -204,6 +204,32 @@ def test_nan_and_inf_stay_in_their_rows():
     assert bool(y[[0, 3]].isfinite().all())
 
 
+@pytest.mark.parametrize("dtype", DTYPE_PARAMS)
+def test_narrow_subrows_in_row_blocks(dtype, num_threads):
+    # Sub-rows shorter than a vector go a vector's width of rows at a time, rows as lanes: many
+    # rows (whole blocks and a partial one, split unevenly over two threads), padding and
+    # truncation, every ISA bit for bit (on AVX2, M = 8 fp32 is a full vector: the other path),
+    # and a NaN that must stay in its row (its lane).
+    for kind, k, m in (("had", 12, 1), ("had", 20, 2), ("rand", 172, 4), ("had", 28, 8)):
+        base, n = base_of(kind, k), k * m
+        x = make_input((53, n - 3), dtype, seed=k + m)
+        x[17, 1] = float("nan")
+        ref = kron_dense(x, base, n, n - 5, 0.5)
+        outs = []
+        for isa in CPU_ISAS:
+            zerofwht._C.set_cpu_isa(isa)
+            for threads in (1, 2):
+                num_threads(threads)
+                outs.append(op(x, base, n, n - 5, 0.5))
+        assert bool(outs[0][17].isnan().all())
+        rest = torch.cat([outs[0][:17], outs[0][18:]])
+        assert bool(rest.isfinite().all()), f"K={k} M={m}: the NaN left its row"
+        assert_close_to_reference(rest, torch.cat([ref[:17], ref[18:]]), dtype, n)
+        for o in outs[1:]:  # bitwise (NaN where NaN)
+            torch.testing.assert_close(o, outs[0], rtol=0, atol=0, equal_nan=True,
+                                       msg=f"K={k} M={m}: results differ between ISAs / thread counts")
+
+
 def test_empty_inputs():
     base = base_of("had", 12)
     assert op(torch.empty(0, 768), base, 768, 768, 1.0).shape == (0, 768)

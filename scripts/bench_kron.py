@@ -16,10 +16,12 @@ Ratios are method time / fused time (> 1: the fused op is faster). H_K: a random
 (the kernel's cost does not depend on the entries).
 
 Usage: python scripts/bench_kron.py [--rounds 7] [--threads 1,2] [--sizes 768,3072,11008,14336]
+                                   [--out PREFIX]   (writes PREFIX.json and, with matplotlib, PREFIX.png)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -84,7 +86,9 @@ def main():
     ap.add_argument("--elems", type=int, default=1 << 22)
     ap.add_argument("--clock", choices=("auto", "wall"), default="auto",
                     help="auto: thread CPU time on one thread, wall clock on more; wall: wall clock always")
+    ap.add_argument("--out", help="write PREFIX.json (every median and min) and PREFIX.png (medians)")
     args = ap.parse_args()
+    records = []
     print(f"zerofwht ({os.path.dirname(zerofwht.__file__)}) fwht_kron CPU benchmark, fp32, ~{args.elems} elements per call, {args.rounds} interleaved "
           f"rounds, medians; ISA {zerofwht._C.cpu_isa()}; torch {torch.__version__}")
     print("ns per input element (dense: per element of fewer rows); ratio = method / fused")
@@ -98,10 +102,48 @@ def main():
             # counted); two threads: wall-clock time.
             clock = time.thread_time if threads == 1 and args.clock == "auto" else time.perf_counter
             for stat, t in zip(("median", "min"), bench(n, threads, args.rounds, args.elems, clock)):
+                records.append({"threads": threads, "n": n, "K": k, "M": m, "stat": stat, "ns_per_element": t})
                 f = t["fused"]
                 print(f"{threads:>3} {n:>6} {f'{k}*{m}':>8} {stat:>6} {f:7.3f} {t['padded']:7.3f} {t['twopass']:8.3f} "
                       f"{t['dense']:8.2f} {t['copy']:6.3f} | {t['padded'] / f:6.2f} {t['twopass'] / f:7.2f} "
                       f"{t['dense'] / f:8.1f} {t['copy'] / f:6.2f}", flush=True)
+    if args.out:
+        meta = {"isa": zerofwht._C.cpu_isa(), "torch": torch.__version__, "rounds": args.rounds,
+                "elements_per_call": args.elems, "date": time.strftime("%Y-%m-%d %H:%M")}
+        with open(args.out + ".json", "w") as fh:
+            json.dump({"meta": meta, "records": records}, fh, indent=1)
+        print(f"wrote {args.out}.json")
+        plot(records, meta, args.out + ".png")
+
+
+def plot(records, meta, path):
+    """Bars per n (one panel per thread count): each method's median time over the fused op's."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    medians = [r for r in records if r["stat"] == "median"]
+    threads = sorted({r["threads"] for r in medians})
+    methods = ("padded", "twopass", "copy")
+    width = max(7.0, 0.9 * len({r["n"] for r in medians}) + 2)
+    fig, axes = plt.subplots(1, len(threads), figsize=(width * len(threads), 4.2), squeeze=False)
+    for ax, thr in zip(axes[0], threads):
+        rows = [r for r in medians if r["threads"] == thr]
+        for i, name in enumerate(methods):
+            ratios = [r["ns_per_element"][name] / r["ns_per_element"]["fused"] for r in rows]
+            ax.bar([j + (i - 1) * 0.27 for j in range(len(rows))], ratios, width=0.27, label=name)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(range(len(rows)), [f"{r['n']}\n{r['K']}·{r['M']}" for r in rows])
+        ax.set_ylabel("method time / fused time (> 1: fused faster)")
+        ax.set_title(f"fwht_kron, CPU fp32, {thr} thread(s), {meta['isa']}")
+        ax.legend()
+    fig.suptitle(f"K·2^k transform: medians of {meta['rounds']} interleaved rounds, {meta['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ struct KronImpl {
   // Output row r, NC vectors: (first positive + other positives) - (first negative + others),
   // added in this order (the order fixes the rounding), times the scale, stored at column c.
   // Sub-row i of work starts at work + i * ws (ws >= M: see run_rows).
-  template <int NC>
+  template <int NC, bool kFeed>
   static void kstage_vec(const KronParams& p, const KronPlan& pl, const C* work, int64_t ws, V* tab,
                          const V* const* ptr, T* yr, C scale, bool scaled) {
     const int64_t M = p.M, d_out = p.d_out, rows_out = (d_out + M - 1) / M;
@@ -136,7 +136,7 @@ struct KronImpl {
     // The next row: the power-of-two passes issue its prefetch per radix chunk, and a short
     // sub-row has few of those (none when one leaf pass does it all), so whatever they left is
     // spread over this stage's output rows (kron.h: KronPlan::prefetch_next_row).
-    NextRowFeed feed(t_prefetch, pl.prefetch_next_row ? (M + NC * W - 1) / (NC * W) * rows_out : 0);
+    NextRowFeed feed(t_prefetch, kFeed ? (M + NC * W - 1) / (NC * W) * rows_out : 0);
     for (int64_t c = 0; c < M; c += NC * W) {
       if (c + NC * W < M)
         for (int64_t i = 0; i < p.K; ++i)
@@ -150,7 +150,7 @@ struct KronImpl {
       const V* const* pr = ptr;
       const int32_t* cnt = counts;
       for (int64_t r = 0; r < full_rows; ++r, yo += M, pr += stride, cnt += 2) {
-        if (pl.prefetch_next_row) feed.step();
+        if constexpr (kFeed) feed.step();  // (kFeed false: no feed state in the loop's registers)
         V ap[NC], an[NC];
         const V* const* tp = pr + 2;
         const V* p0 = pr[0];
@@ -198,8 +198,15 @@ struct KronImpl {
         for (int nc = 0; nc < NC; ++nc) st.template put<true>(c + nc * W, ap[nc] - an[nc]);
       }
     }
-    t_prefetch = feed.pf;
+    if constexpr (kFeed) t_prefetch = feed.pf;
   }
+  template <int NC>
+  static void kstage(const KronParams& p, const KronPlan& pl, const C* work, int64_t ws, V* tab,
+                     const V* const* ptr, T* yr, C scale, bool scaled) {
+    if (pl.prefetch_next_row) kstage_vec<NC, true>(p, pl, work, ws, tab, ptr, yr, scale, scaled);
+    else kstage_vec<NC, false>(p, pl, work, ws, tab, ptr, yr, scale, scaled);
+  }
+
   // Sub-rows shorter than a vector (M < W): W rows at a time, transposed into a work array of n
   // vectors whose lane l holds row r + l (element j of the W rows in vector j), so that every
   // butterfly and the K x K stage are whole-vector operations, then transposed back. The same
@@ -320,10 +327,10 @@ struct KronImpl {
         }
       }
       switch (nc) {
-        case 8: kstage_vec<8>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-        case 4: kstage_vec<4>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-        case 2: kstage_vec<2>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
-        default: kstage_vec<1>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        case 8: kstage<8>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        case 4: kstage<4>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        case 2: kstage<2>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
+        default: kstage<1>(p, pl, work, ws, static_cast<V*>(tab), ptr, yr, scale, scaled); break;
       }
     }
     t_prefetch = NextRowPrefetch{};

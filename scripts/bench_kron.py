@@ -117,7 +117,9 @@ def main():
 
 
 def plot(records, meta, path):
-    """Bars per n (one panel per thread count): each method's median time over the fused op's."""
+    """Bars per n (one panel per thread count): each method's median time over the fused op's.
+    Replot a saved run: python -c "import json, bench_kron as b; d = json.load(open('X.json'));
+    b.plot(d['records'], d['meta'], 'X.png')" (from scripts/)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -129,8 +131,8 @@ def plot(records, meta, path):
     threads = sorted({r["threads"] for r in medians})
     methods = ("padded", "twopass", "copy")
     width = max(7.0, 0.9 * len({r["n"] for r in medians}) + 2)
-    fig, axes = plt.subplots(1, len(threads), figsize=(width * len(threads), 4.2), squeeze=False)
-    for ax, thr in zip(axes[0], threads):
+    fig, axes = plt.subplots(len(threads), 1, figsize=(width, 3.8 * len(threads)), squeeze=False)
+    for ax, thr in zip(axes[:, 0], threads):
         rows = [r for r in medians if r["threads"] == thr]
         for i, name in enumerate(methods):
             ratios = [r["ns_per_element"][name] / r["ns_per_element"]["fused"] for r in rows]

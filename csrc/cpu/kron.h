@@ -6,7 +6,9 @@
 //
 // One pass per row, in a per-thread scratch row that stays in L1/L2: the K sub-rows of length M
 // go through the power-of-two kernel (fwht_impl.h, in-cache pieces), then the K x K stage runs
-// over columns of vectors and stores only the first d_out outputs, times the scale.
+// over columns of vectors and stores only the first d_out outputs, times the scale. Sub-rows
+// shorter than a vector (M < W) instead go W rows at a time, transposed so that vector lane l
+// holds row r + l: the same additions, lane by lane.
 //
 // The K x K stage (method of the four Russians): the K sub-rows are cut into groups of g; for
 // each group and each vector of columns, all 2^(g-1) sums v_0 +- v_1 +- ... +- v_{g-1} are

@@ -207,15 +207,40 @@ struct KronImpl {
     else kstage_vec<NC, false>(p, pl, work, ws, tab, ptr, yr, scale, scaled);
   }
 
-  // Sub-rows shorter than a vector (M < W): W rows at a time, transposed into a work array of n
-  // vectors whose lane l holds row r + l (element j of the W rows in vector j), so that every
-  // butterfly and the K x K stage are whole-vector operations, then transposed back. The same
-  // additions in the same order as for wide sub-rows, lane by lane (bitwise identical results).
+  // Transposes W vectors of W lanes in place (a[i][k] <-> a[k][i]): log2(W) stages, each swapping
+  // the off-diagonal H x H blocks of every 2H x 2H block with two-vector shuffles.
+  template <int H, size_t... I>
+  static ZF_INLINE V swap_lo(V lo, V hi, std::index_sequence<I...>) {
+    return __builtin_shufflevector(lo, hi, ((I & H) ? int(W + I - H) : int(I))...);
+  }
+  template <int H, size_t... I>
+  static ZF_INLINE V swap_hi(V lo, V hi, std::index_sequence<I...>) {
+    return __builtin_shufflevector(lo, hi, ((I & H) ? int(W + I) : int(I + H))...);
+  }
+  template <int H = 1>
+  static ZF_INLINE void transpose(V* a) {
+    if constexpr (H < W) {
+      using Seq = std::make_index_sequence<W>;
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i) {
+        if (!(i & H)) {
+          const V lo = a[i], hi = a[i + H];
+          a[i] = swap_lo<H>(lo, hi, Seq{});
+          a[i + H] = swap_hi<H>(lo, hi, Seq{});
+        }
+      }
+      transpose<2 * H>(a);
+    }
+  }
+
+  // Sub-rows shorter than a vector (M < W): W rows at a time, transposed (W x W blocks in
+  // registers) into a work array whose vector j holds element j of the W rows (lane l: row r + l),
+  // so that every butterfly and the K x K stage are whole-vector operations, then transposed back.
+  // The same additions in the same order as for wide sub-rows, lane by lane (bitwise identical).
   static void run_rows_narrow(const KronParams& p, const KronPlan& pl, int64_t r0, int64_t r1) {
     const int64_t K = p.K, M = p.M, n = p.n, d_in = p.d_in, d_out = p.d_out;
-    const int64_t rows_out = (d_out + M - 1) / M;
-    V* work = static_cast<V*>(thread_scratch(0, sizeof(V) * size_t(n)));
-    C* lanes = reinterpret_cast<C*>(work);  // element j of row r + l at lanes[j * W + l]
+    const int64_t rows_out = (d_out + M - 1) / M, nw = (n + W - 1) / W * W;
+    V* work = static_cast<V*>(thread_scratch(0, sizeof(V) * size_t(nw)));
     V* tab = static_cast<V*>(thread_scratch(1, sizeof(V) * size_t(pl.zero_entry + 1)));
     tab[pl.zero_entry] = V{};
     const T* x = static_cast<const T*>(p.x);
@@ -224,15 +249,19 @@ struct KronImpl {
     const bool scaled = scale != C(1);
     for (int64_t r = r0; r < r1; r += W) {
       const int64_t rows = std::min<int64_t>(W, r1 - r);
-      if (rows < W || d_in < n) std::memset(static_cast<void*>(work), 0, sizeof(V) * size_t(n));
-      for (int64_t l = 0; l < rows; ++l) {
-        const RowLoad<T> ld{x + (r + l) * p.x_row_stride, d_in};
-        for (int64_t j = 0; j < d_in; j += W) {
-          C v[W];
-          storeu(v, ld.template get<true>(j));
-          const int64_t m = std::min<int64_t>(W, d_in - j);
-          for (int64_t q = 0; q < m; ++q) lanes[(j + q) * W + l] = v[q];
+      for (int64_t j = 0; j < nw; j += W) {  // in: rows x [j, j + W) -> vectors j .. j + W - 1
+        V a[W];
+#pragma GCC unroll 16
+        for (int l = 0; l < W; ++l) {
+          a[l] = V{};
+          if (l < rows && j < d_in) {
+            const RowLoad<T> ld{x + (r + l) * p.x_row_stride, d_in};
+            a[l] = j + W <= d_in ? ld.template get<false>(j) : ld.template get<true>(j);
+          }
         }
+        transpose(a);
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) work[j + q] = a[q];
       }
       for (int64_t h = 1; h < M; h *= 2)  // the power-of-two stages of every sub-row
         for (int64_t j = 0; j < n; ++j)
@@ -241,17 +270,20 @@ struct KronImpl {
             work[j] = lo + hi;
             work[j + h] = lo - hi;
           }
+      C* lanes = reinterpret_cast<C*>(work);
       for (int64_t c = 0; c < M; ++c) {  // the K x K stage of column c, written over it
         build_all<V, 1>(pl, K, M * W, lanes + c * W, tab);
         combine<V, 1>(pl, rows_out, tab, [&](int64_t o, int, V v) ZF_INLINE_LAMBDA { work[o * M + c] = v; });
       }
-      for (int64_t l = 0; l < rows; ++l) {
-        const RowStore<T> st{y + (r + l) * p.y_row_stride, d_out, scale, scaled, false};
-        for (int64_t j = 0; j < d_out; j += W) {
-          C v[W] = {};
-          const int64_t m = std::min<int64_t>(W, d_out - j);
-          for (int64_t q = 0; q < m; ++q) v[q] = lanes[(j + q) * W + l];
-          st.template put<true>(j, loadu<V>(v));
+      for (int64_t j = 0; j < d_out; j += W) {  // out: vectors j .. j + W - 1 -> rows x [j, j + W)
+        V a[W];
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q) a[q] = work[j + q];
+        transpose(a);
+        for (int64_t l = 0; l < rows; ++l) {
+          const RowStore<T> st{y + (r + l) * p.y_row_stride, d_out, scale, scaled, false};
+          if (j + W <= d_out) st.template put<false>(j, a[l]);
+          else st.template put<true>(j, a[l]);
         }
       }
     }

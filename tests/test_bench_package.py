@@ -48,6 +48,31 @@ def test_timing_helpers():
     assert st["median_s"] == 2.5 and st["min_s"] == 1.0 and st["reps"] == 4
     f = lambda: 7  # noqa: E731
     assert timing.synced(f, torch.device("cpu")) is f
+    ticks = iter(range(1000))  # a clock that advances by 1 per reading: every call takes 1 "second"
+    medians, reps = timing.time_alternating({"a": lambda: None}, None, budget_s=0.0, min_reps=2,
+                                            max_reps=2, clock=lambda: float(next(ticks)))
+    assert medians == {"a": 1.0} and reps == 2
+
+
+def test_kron_section_measures_renders_and_plots(tmp_path):
+    from zerofwht.bench import kron
+    cfg = dict(quick=True, total=1 << 14, device="cpu", seed=0, budget=0.001, min_reps=2, max_reps=2)
+    records = kron.kron_worker(cfg, 1)["records"]
+    assert [(r["n"], r["method"]) for r in records] == [(n, m) for n in kron.QUICK_SIZES for m in kron.METHODS]
+    assert all(r["ns_per_element"] > 0 and r["K"] * r["M"] == r["n"] for r in records)
+    text = kron.kron_render(records, {}, "long")
+    assert text.count("pad/f") == 1 and "12*64" in text and "12*256" in text
+    path = kron.kron_plot(records, {"date": "2026-12-06"}, str(tmp_path / "k.png"))
+    assert path and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kron_methods_check_the_fused_op_against_the_two_pass_recipe(monkeypatch):
+    from zerofwht.bench import kron
+    import zerofwht
+    real = zerofwht.fwht
+    monkeypatch.setattr(zerofwht, "fwht", lambda x, n=None, **kw: real(x, n=n, **kw) * (1.01 if n == 768 else 1))
+    with pytest.raises(AssertionError):
+        kron.kron_methods(768, 4)
 
 
 def _mat_records():

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .fwht import fwht_worker
+from .kron import kron_plot, kron_render, kron_worker
 from .materialize import materialization_plot, materialization_render, materialization_worker
 from .report import fwht_plot, fwht_render
 
@@ -25,4 +26,6 @@ SECTIONS = {
                     fwht_worker, fwht_render, fwht_plot),
     "materialization": Section("materialization", "zerofwht.init fills vs fill_ and the dense host recipe",
                                materialization_worker, materialization_render, materialization_plot),
+    "kron": Section("kron", "exact K*2^k transform vs padding to 2^k and the two-pass recipe",
+                    kron_worker, kron_render, kron_plot),
 }

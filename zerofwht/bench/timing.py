@@ -77,20 +77,23 @@ def median_call_s(call: Callable[[], Any], reps: int, warmup: int = 1, device=No
     return statistics.median(times)
 
 
-def time_alternating(fns: dict, device, budget_s: float, min_reps: int, max_reps: int) -> tuple:
+def time_alternating(fns: dict, device, budget_s: float, min_reps: int, max_reps: int,
+                     clock: Callable[[], float] = time.perf_counter) -> tuple:
     """``({name: median seconds}, rounds)`` of each fn, calling them in turn (A, B, C, A, B, C, ...)
     after a warm-up; the number of rounds fits ``budget_s`` from the fastest warm-up call (a stall
-    during warm-up must not cut the repetitions), within ``[min_reps, max_reps]``."""
+    during warm-up must not cut the repetitions), within ``[min_reps, max_reps]``. ``clock``: the
+    wall clock, or e.g. ``time.thread_time`` for one-threaded CPU work on a shared machine (the
+    time other processes hold the core is then left out)."""
     est = {}
     for name, fn in fns.items():  # warm-up, and an estimate of the cost
         fn()
         sync(device)
         times = []
         for _ in range(2):
-            t = time.perf_counter()
+            t = clock()
             fn()
             sync(device)
-            times.append(time.perf_counter() - t)
+            times.append(clock() - t)
             if times[-1] > 0.2:
                 break
         est[name] = min(times)
@@ -99,10 +102,10 @@ def time_alternating(fns: dict, device, budget_s: float, min_reps: int, max_reps
     for _ in range(reps):
         for name, fn in fns.items():
             sync(device)
-            t = time.perf_counter()
+            t = clock()
             fn()
             sync(device)
-            samples[name].append(time.perf_counter() - t)
+            samples[name].append(clock() - t)
     return {name: statistics.median(v) for name, v in samples.items()}, reps
 
 

@@ -263,7 +263,10 @@ struct KronImpl {
 #pragma GCC unroll 16
         for (int q = 0; q < W; ++q) work[j + q] = a[q];
       }
-      for (int64_t h = 1; h < M; h *= 2)  // the power-of-two stages of every sub-row
+      // The power-of-two stages of every sub-row (M <= W / 2: at most log2(W) - 1 of them), as a
+      // plain loop: Kn::stages over the n * W lanes (distances W .. (M/2) W) gives the same bits
+      // but measured 0.40 -> 0.70 ns per element at fp32 12*8 (docs/kron.md).
+      for (int64_t h = 1; h < M; h *= 2)
         for (int64_t j = 0; j < n; ++j)
           if (!(j & h)) {
             const V lo = work[j], hi = work[j + h];

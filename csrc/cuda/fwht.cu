@@ -1,8 +1,10 @@
 // CUDA kernels of the Walsh-Hadamard transform (torch-free; interface fwht.cuh, launch
 // shapes and index arithmetic fwht_plan.h, which also explains the algorithm).
-// Over 400 lines on purpose: the kernels, their host emulation and the launcher are one unit, as
-// the emulation must string together exactly the step functions the kernels use (and without
-// -rdc, device code cannot be linked across translation units).
+// About 670 lines on purpose (not split): the kernels, their host emulation and the launcher are
+// one unit, as the emulation must string together exactly the step functions the kernels use, and
+// without -rdc device code cannot be linked across translation units. What could move out already
+// has: launch shapes and index arithmetic (fwht_plan.h), the interface (fwht.cuh), the torch glue
+// (ops.cu).
 //
 // Each kernel is a short sequence of steps (load, in-register stages, shuffle stages, shared-
 // memory exchange, store) written as __host__ __device__ functions of one thread. The __global__
